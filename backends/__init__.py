@@ -1,0 +1,42 @@
+"""Per-backend adapters: the few things `keras.ops` cannot express portably.
+
+Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
+
+- `all_reduce_sum(x)`: the sum of `x` over all replicas (identity on one device).
+- `all_reduce_max(x)`: the element-wise maximum of `x` over all replicas.
+- `num_replicas()`: how many replicas share the global batch (1 on one device).
+- `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
+  cross-replica gradient reduction yields the gradient of the global-batch loss.
+
+The core never imports tensorflow, jax or torch: it calls `active()` and uses what it returns.
+Installed as `swav_keras.backends` (see `pyproject.toml`).
+"""
+
+import importlib
+
+import keras
+
+_ADAPTERS = {}
+_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def active():
+    """Returns the adapter module of the active Keras backend.
+
+    The module is imported on first use and cached, so the choice is made once per backend.
+
+    Returns:
+        The module `swav_keras.backends.<backend>`.
+
+    Raises:
+        ValueError: when the active Keras backend has no adapter (e.g. `numpy`, `openvino`).
+    """
+    name = keras.backend.backend()
+    if name not in _ADAPTERS:
+        if name not in _MODULES:
+            raise ValueError(
+                f"swav-keras trains with the tensorflow, jax or torch backend; the active Keras "
+                f"backend is {name!r}. Set KERAS_BACKEND to one of {sorted(_MODULES)}."
+            )
+        _ADAPTERS[name] = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return _ADAPTERS[name]

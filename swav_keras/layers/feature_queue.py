@@ -1,0 +1,97 @@
+"""A FIFO of past embeddings, giving Sinkhorn more samples than one small batch holds."""
+
+import keras
+from keras import ops
+
+from swav_keras.validation import check_int
+
+
+@keras.saving.register_keras_serializable(package="swav_keras")
+class FeatureQueue(keras.layers.Layer):
+    """Stores the last `length` embeddings of each assignment crop, newest first.
+
+    With small batches, Sinkhorn's equal partition over B samples and K prototypes is too
+    coarse: the original SwAV keeps a queue of past embeddings (not scores), re-scores it with
+    the current prototypes at every step, and prepends those scores to the batch's before
+    computing the codes. The queue is only used once full; it is updated after the loss of
+    every step.
+
+    The state lives in non-trainable variables (`values`, `filled`), so it is saved with the
+    model's weights and restored by checkpoints.
+
+    Args:
+        num_queues: positive int, one queue per assignment crop. Defaults to `2`.
+        length: positive int, embeddings held per queue. Defaults to `3840`.
+        dim: positive int, the embedding dimension. Defaults to `128`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> queue = FeatureQueue(num_queues=1, length=4, dim=2)
+    >>> queue.push([np.ones((2, 2), "float32")])
+    >>> bool(queue.is_full())
+    False
+    """
+
+    def __init__(self, num_queues=2, length=3840, dim=128, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.num_queues = check_int("num_queues", num_queues, minimum=1)
+        self.length = check_int("length", length, minimum=1)
+        self.dim = check_int("dim", dim, minimum=1)
+        self.values = self.add_weight(
+            name="values",
+            shape=(self.num_queues, self.length, self.dim),
+            initializer="zeros",
+            dtype="float32",
+            trainable=False,
+        )
+        self.filled = self.add_weight(
+            name="filled", shape=(), initializer="zeros", dtype="int32", trainable=False
+        )
+        self.built = True
+
+    def is_full(self):
+        """A boolean scalar tensor: every slot holds an embedding."""
+        return ops.greater_equal(ops.convert_to_tensor(self.filled), self.length)
+
+    def push(self, embeddings, active=None):
+        """Inserts a batch of embeddings at the front of each queue, dropping the oldest.
+
+        Args:
+            embeddings: sequence of `num_queues` tensors `[B, dim]` (gradients are stopped).
+            active: optional boolean scalar; when false the queue is left unchanged.
+                Defaults to `None` (always push).
+        """
+        embeddings = list(embeddings)
+        if len(embeddings) != self.num_queues:
+            raise ValueError(
+                f"`embeddings` must hold one [batch, {self.dim}] tensor per queue "
+                f"({self.num_queues}); received {len(embeddings)} tensors."
+            )
+        new = ops.stack([ops.cast(ops.stop_gradient(e), "float32") for e in embeddings])
+        batch = ops.shape(new)[1]
+        old = ops.convert_to_tensor(self.values)
+        values = ops.concatenate([new, old[:, : self.length - batch]], axis=1)
+        filled = ops.minimum(ops.convert_to_tensor(self.filled) + batch, self.length)
+        if active is not None:
+            values = ops.where(active, values, old)
+            filled = ops.where(active, filled, ops.convert_to_tensor(self.filled))
+        self.values.assign(values)
+        self.filled.assign(ops.cast(filled, "int32"))
+
+    def scores(self, kernel):
+        """Scores of every queued embedding against `kernel` (`[dim, K]`), without gradient.
+
+        Returns:
+            A list of `num_queues` float32 tensors `[length, K]`.
+        """
+        kernel = ops.stop_gradient(ops.cast(ops.convert_to_tensor(kernel), "float32"))
+        values = ops.convert_to_tensor(self.values)
+        return [ops.matmul(values[i], kernel) for i in range(self.num_queues)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_queues": self.num_queues, "length": self.length, "dim": self.dim})
+        return config

@@ -1,0 +1,337 @@
+"""The SwAV model: an encoder, a projection head and prototypes, trained with `model.fit`."""
+
+import re
+
+import keras
+from keras import ops
+
+from swav_keras import backends
+from swav_keras.callbacks.terminate_on_non_finite import TerminateOnNonFinite
+from swav_keras.layers.feature_queue import FeatureQueue
+from swav_keras.layers.l2_normalize import L2Normalize
+from swav_keras.layers.projection_head import ProjectionHead
+from swav_keras.layers.prototypes import Prototypes
+from swav_keras.swav_loss import assignment_codes, check_crops_for_assign, swapped_prediction
+from swav_keras.validation import check_float, check_int, check_int_sequence
+
+
+@keras.saving.register_keras_serializable(package="swav_keras")
+class SwAV(keras.Model):
+    """SwAV self-supervised training of an encoder, with plain `compile` and `fit`.
+
+    Each training element holds V crops of the same B images, `((crop_0, ..., crop_{V-1}),)`
+    or a dict of crops (taken in the natural order of their keys, e.g. `crop_0 ... crop_10`),
+    high-resolution crops first. Crops of the same resolution are concatenated and run through
+    the encoder together (one pass per resolution group), the projection head and the
+    prototypes run once on all of them, and the loss predicts each assignment crop's
+    Sinkhorn codes from every other crop (`swav_loss`). Prototypes are kept at unit norm by a
+    constraint, optionally frozen for the first steps; a feature queue supplies extra samples
+    to Sinkhorn for small batches. Only `model.encoder` is meant to be kept: save it alone as
+    `.keras`.
+
+    The training step is Keras's own on every backend: the model overrides `compute_loss`
+    only. Its state (step counter, queue) lives in non-trainable variables, so checkpoints
+    restore it. Under a mixed precision policy the encoder runs in float16 or bfloat16 while the
+    head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf gets a zero
+    gradient and `fit` raises a `ValueError` naming the step (see `TerminateOnNonFinite`,
+    added to `fit`'s callbacks automatically).
+
+    Logged metrics besides `loss`: `prototypes_used`, the number of prototypes that are the
+    best match of at least one sample of the batch (first assignment crop), and
+    `assignment_entropy`, the entropy (nats) of the batch's mean predicted assignment; both
+    fall towards 1 and 0 when training collapses onto few prototypes.
+
+    Args:
+        encoder: a `keras.Model` mapping images `[B, H, W, C]` to features `[B, D]`; any input
+            size (e.g. `swav_keras.backbones.SmallResNet`).
+        projection_dim: positive int, embedding dimension. Defaults to `128`.
+        hidden_dim: int >= 0, hidden width of the projection head (0: linear head).
+            Defaults to `2048`.
+        num_prototypes: positive int, K. Defaults to `3000`.
+        temperature: positive float, softmax temperature of the predictions. Defaults to `0.1`.
+        epsilon: positive float, Sinkhorn's regularisation. Defaults to `0.05`.
+        sinkhorn_iterations: positive int. Defaults to `3`.
+        crops_for_assign: indices of the crops whose codes are predicted. Defaults to `(0, 1)`.
+        queue_length: int >= 0, embeddings kept per assignment crop (0: no queue); a
+            multiple of the batch size. Defaults to `0`.
+        queue_start_step: int >= 0, the training step from which the queue is filled (it is
+            used once full). Defaults to `0`.
+        freeze_prototypes_steps: int >= 0, steps during which the prototypes get no update.
+            Defaults to `0`.
+        **kwargs: base `keras.Model` arguments (`name`, ...).
+
+    Example:
+
+    ```python
+    encoder = swav_keras.backbones.SmallResNet(width=16, input_shape=(None, None, 1))
+    model = swav_keras.SwAV(encoder, projection_dim=64, hidden_dim=512, num_prototypes=128)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    model.fit(multicrop_dataset, epochs=10)
+    model.encoder.save("encoder.keras")
+    ```
+
+    Reference:
+        Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
+        Assignments", NeurIPS 2020.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        projection_dim=128,
+        hidden_dim=2048,
+        num_prototypes=3000,
+        temperature=0.1,
+        epsilon=0.05,
+        sinkhorn_iterations=3,
+        crops_for_assign=(0, 1),
+        queue_length=0,
+        queue_start_step=0,
+        freeze_prototypes_steps=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(encoder, keras.Model):
+            raise TypeError(
+                f"`encoder` must be a keras.Model; received encoder of type "
+                f"{type(encoder).__name__}."
+            )
+        self.encoder = encoder
+        self.projection_dim = check_int("projection_dim", projection_dim, minimum=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=0)
+        self.num_prototypes = check_int("num_prototypes", num_prototypes, minimum=1)
+        self.temperature = check_float("temperature", temperature, positive=True)
+        self.epsilon = check_float("epsilon", epsilon, positive=True)
+        self.sinkhorn_iterations = check_int("sinkhorn_iterations", sinkhorn_iterations, minimum=1)
+        self.crops_for_assign = check_int_sequence("crops_for_assign", crops_for_assign, minimum=0)
+        if len(set(self.crops_for_assign)) != len(self.crops_for_assign):
+            raise ValueError(
+                "`crops_for_assign` must not repeat a crop; "
+                f"received crops_for_assign={tuple(crops_for_assign)!r}."
+            )
+        self.queue_length = check_int("queue_length", queue_length, minimum=0)
+        self.queue_start_step = check_int("queue_start_step", queue_start_step, minimum=0)
+        self.freeze_prototypes_steps = check_int(
+            "freeze_prototypes_steps", freeze_prototypes_steps, minimum=0
+        )
+
+        # The head and prototypes run in float32 under any dtype policy: they are cheap next to
+        # the encoder, and Sinkhorn then sees full-precision scores (a float16 or bfloat16
+        # rounding of the scores alone moves the codes by 1e-3 to 1e-1).
+        self.projection_head = ProjectionHead(
+            hidden_dim, projection_dim, dtype="float32", name="projection_head"
+        )
+        self.l2_normalize = L2Normalize(dtype="float32", name="l2_normalize")
+        self.prototypes = Prototypes(num_prototypes, dtype="float32", name="prototypes")
+        self.queue = None
+        if self.queue_length:
+            self.queue = FeatureQueue(
+                len(self.crops_for_assign), self.queue_length, projection_dim, name="queue"
+            )
+        self.step = self.add_weight(
+            name="step", shape=(), initializer="zeros", dtype="int32", trainable=False
+        )
+        # The step whose input held NaN or Inf (-1: none yet), read by TerminateOnNonFinite.
+        self.non_finite_input_step = self.add_weight(
+            name="non_finite_input_step",
+            shape=(),
+            initializer=keras.initializers.Constant(-1),
+            dtype="int32",
+            trainable=False,
+        )
+        self.prototypes_used_tracker = keras.metrics.Mean(name="prototypes_used")
+        self.assignment_entropy_tracker = keras.metrics.Mean(name="assignment_entropy")
+
+    # ----------------------------------------------------------------------------- forward
+    def call(self, inputs, training=None):
+        """Embeddings and prototype scores of every crop.
+
+        Returns:
+            A dict with `"embeddings"` (list of `[B, projection_dim]`), `"scores"` (list of
+            `[B, K]`) and `"non_finite"` (boolean scalar: some input held NaN or Inf).
+        """
+        crops = self._crops_as_list(inputs)
+        num_crops = len(crops)
+        check_crops_for_assign(self.crops_for_assign, num_crops)
+        self._check_batch_sizes(crops)
+
+        non_finite = ops.logical_not(ops.all(ops.stack([ops.all(ops.isfinite(c)) for c in crops])))
+        crops = [ops.where(ops.isfinite(c), c, ops.zeros_like(c)) for c in crops]
+
+        features = []
+        for group in _resolution_groups(crops):
+            batch = ops.concatenate(group, axis=0) if len(group) > 1 else group[0]
+            features.append(self.encoder(batch, training=training))
+        features = ops.concatenate(features, axis=0) if len(features) > 1 else features[0]
+        embeddings = self.l2_normalize(self.projection_head(features, training=training))
+        frozen = None
+        if self.freeze_prototypes_steps:
+            frozen = ops.less(ops.convert_to_tensor(self.step), self.freeze_prototypes_steps)
+        scores = self.prototypes(embeddings, frozen=frozen)
+        return {
+            "embeddings": ops.split(embeddings, num_crops, axis=0),
+            "scores": ops.split(scores, num_crops, axis=0),
+            "non_finite": non_finite,
+        }
+
+    # -------------------------------------------------------------------------------- loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """SwAV's swapped prediction loss; updates the step counter and queue when training."""
+        del x, y, sample_weight
+        scores, embeddings = y_pred["scores"], y_pred["embeddings"]
+        non_finite = y_pred["non_finite"]
+        adapter = backends.active()
+        step = ops.convert_to_tensor(self.step)
+
+        assign_scores = [scores[i] for i in self.crops_for_assign]
+
+        def codes_without_queue():
+            return [
+                assignment_codes(s, None, self.epsilon, self.sinkhorn_iterations)
+                for s in assign_scores
+            ]
+
+        if self.queue is None:
+            codes = codes_without_queue()
+        else:
+            queue_scores = self.queue.scores(self.prototypes.kernel)
+
+            def codes_with_queue():
+                return [
+                    assignment_codes(s, q, self.epsilon, self.sinkhorn_iterations)
+                    for s, q in zip(assign_scores, queue_scores)
+                ]
+
+            use_queue = ops.logical_and(
+                self.queue.is_full(), ops.greater_equal(step, self.queue_start_step)
+            )
+            codes = ops.cond(use_queue, codes_with_queue, codes_without_queue)
+
+        loss = swapped_prediction(scores, codes, self.crops_for_assign, self.temperature)
+        # A batch with NaN/Inf: zero gradient (the crops were zeroed in `call`), NaN loss.
+        loss = ops.where(non_finite, ops.zeros_like(loss), loss)
+        loss = loss + ops.stop_gradient(ops.where(non_finite, float("nan"), 0.0))
+
+        self._track_assignments(assign_scores[0])
+        if training:
+            if self.queue is not None:
+                active = ops.logical_and(
+                    ops.greater_equal(step, self.queue_start_step), ops.logical_not(non_finite)
+                )
+                self.queue.push([embeddings[i] for i in self.crops_for_assign], active=active)
+            first_bad = ops.logical_and(
+                non_finite, ops.less(ops.convert_to_tensor(self.non_finite_input_step), 0)
+            )
+            self.non_finite_input_step.assign(
+                ops.where(first_bad, step, ops.convert_to_tensor(self.non_finite_input_step))
+            )
+            self.step.assign(step + 1)
+        return loss * adapter.gradient_scale()
+
+    def _track_assignments(self, scores):
+        scores = ops.stop_gradient(ops.cast(scores, "float32"))
+        best = ops.one_hot(ops.argmax(scores, axis=-1), self.num_prototypes)
+        used = ops.sum(ops.max(best, axis=0))
+        mean_assignment = ops.mean(ops.softmax(scores / self.temperature, axis=-1), axis=0)
+        entropy = -ops.sum(mean_assignment * ops.log(mean_assignment + 1e-12))
+        self.prototypes_used_tracker.update_state(used)
+        self.assignment_entropy_tracker.update_state(entropy)
+
+    # ------------------------------------------------------------------------------- input
+    def _crops_as_list(self, inputs):
+        if isinstance(inputs, dict):
+            keys = sorted(inputs, key=_natural_key)
+            crops = [inputs[k] for k in keys]
+        elif isinstance(inputs, (list, tuple)):
+            crops = list(inputs)
+            if len(crops) == 1 and isinstance(crops[0], (list, tuple, dict)):
+                return self._crops_as_list(crops[0])
+        else:
+            raise TypeError(
+                "SwAV expects its input to be a tuple or dict of crops, one tensor per crop "
+                f"(each dataset element `((crop_0, ..., crop_n),)`); received {type(inputs)}."
+            )
+        if len(crops) < 2:
+            raise ValueError(
+                "SwAV needs at least 2 crops per image (a crop's codes are predicted from the "
+                f"others); received {len(crops)} crop(s)."
+            )
+        for i, crop in enumerate(crops):
+            if len(crop.shape) != 4:
+                raise ValueError(
+                    f"Each crop must be a [batch, height, width, channels] tensor; crop {i} has "
+                    f"shape {tuple(crop.shape)}."
+                )
+        return [ops.cast(c, self.compute_dtype) for c in crops]
+
+    def _check_batch_sizes(self, crops):
+        sizes = [c.shape[0] for c in crops]
+        known = [s for s in sizes if s is not None]
+        if len(set(known)) > 1:
+            raise ValueError(
+                "All crops must hold the same images, so the same batch size; received batch "
+                f"sizes {sizes} for crops 0..{len(sizes) - 1}."
+            )
+        if self.queue_length and known and self.queue_length % known[0]:
+            raise ValueError(
+                "`queue_length` must be a multiple of the batch size; received "
+                f"queue_length={self.queue_length} with batch size {known[0]}. Use e.g. "
+                f"queue_length={max(1, self.queue_length // known[0]) * known[0]}."
+            )
+
+    # ------------------------------------------------------------------------------ keras
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, with a `TerminateOnNonFinite` callback added if none is given."""
+        if len(args) > 5:
+            args = list(args)
+            args[5] = _with_guard(args[5])
+        else:
+            kwargs["callbacks"] = _with_guard(kwargs.get("callbacks"))
+        return super().fit(*args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "projection_dim": self.projection_dim,
+                "hidden_dim": self.hidden_dim,
+                "num_prototypes": self.num_prototypes,
+                "temperature": self.temperature,
+                "epsilon": self.epsilon,
+                "sinkhorn_iterations": self.sinkhorn_iterations,
+                "crops_for_assign": list(self.crops_for_assign),
+                "queue_length": self.queue_length,
+                "queue_start_step": self.queue_start_step,
+                "freeze_prototypes_steps": self.freeze_prototypes_steps,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+def _resolution_groups(crops):
+    """Splits crops into runs of consecutive crops with the same spatial size."""
+    groups = []
+    for crop in crops:
+        if groups and tuple(groups[-1][0].shape[1:]) == tuple(crop.shape[1:]):
+            groups[-1].append(crop)
+        else:
+            groups.append([crop])
+    return groups
+
+
+def _natural_key(key):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(key))]
+
+
+def _with_guard(callbacks):
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
+        callbacks.append(TerminateOnNonFinite())
+    return callbacks
