@@ -139,6 +139,15 @@ class SwAV(keras.Model):
             dtype="int32",
             trainable=False,
         )
+        # Samples won by each prototype (argmax of the first assignment crop's scores) since
+        # the last reset; read and reset by `AssignmentMonitor` once per epoch.
+        self.prototype_counts = self.add_weight(
+            name="prototype_counts",
+            shape=(self.num_prototypes,),
+            initializer="zeros",
+            dtype="float32",
+            trainable=False,
+        )
         self.prototypes_used_tracker = keras.metrics.Mean(name="prototypes_used")
         self.assignment_entropy_tracker = keras.metrics.Mean(name="assignment_entropy")
 
@@ -212,8 +221,12 @@ class SwAV(keras.Model):
         loss = ops.where(non_finite, ops.zeros_like(loss), loss)
         loss = loss + ops.stop_gradient(ops.where(non_finite, float("nan"), 0.0))
 
-        self._track_assignments(assign_scores[0])
+        won = self._track_assignments(assign_scores[0])
         if training:
+            self.prototype_counts.assign(
+                ops.convert_to_tensor(self.prototype_counts)
+                + ops.where(non_finite, ops.zeros_like(won), won)
+            )
             if self.queue is not None:
                 active = ops.logical_and(
                     ops.greater_equal(step, self.queue_start_step), ops.logical_not(non_finite)
@@ -236,6 +249,7 @@ class SwAV(keras.Model):
         entropy = -ops.sum(mean_assignment * ops.log(mean_assignment + 1e-12))
         self.prototypes_used_tracker.update_state(used)
         self.assignment_entropy_tracker.update_state(entropy)
+        return ops.sum(best, axis=0)
 
     # ------------------------------------------------------------------------------- input
     def _crops_as_list(self, inputs):

@@ -15,7 +15,8 @@ SOURCE_DIRS = ("swav_keras", "backends", "recipes", "benchmarks")
 RULES = ("py_library", "py_test", "py_binary")
 
 
-def load_build(path=os.path.join(ROOT, "BUILD")):
+def load_build(path=None):
+    path = path or os.path.join(ROOT, "BUILD")
     targets = {}
 
     def rule(kind):
@@ -30,6 +31,7 @@ def load_build(path=os.path.join(ROOT, "BUILD")):
     namespace = {kind: rule(kind) for kind in RULES}
     namespace["load"] = lambda *args, **kwargs: None
     namespace["package"] = lambda **kwargs: None
+    namespace["glob"] = lambda patterns, **kwargs: list(patterns)
     exec(compile(code, path, "exec"), namespace)
     return targets
 
@@ -92,7 +94,8 @@ def test_every_python_file_has_a_target():
 def test_every_test_file_is_a_py_test():
     wrong = [
         f for f in python_files()
-        if f.startswith("tests/") and f.endswith("_test.py") and TARGETS[OWNER[f]]["kind"] != "py_test"
+        if f.startswith("tests/") and f.endswith("_test.py")
+        and TARGETS[OWNER[f]]["kind"] != "py_test"
     ]
     assert not wrong, f"these test files need a py_test target: {wrong}"
 

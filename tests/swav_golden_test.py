@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-
 from golden.make_swav_golden import GOLDEN, build_model, losses, set_golden_weights
 
 

@@ -1,5 +1,7 @@
 """Keras callbacks for SwAV training."""
 
+from swav_keras.callbacks.assignment_monitor import AssignmentMonitor
+from swav_keras.callbacks.encoder_checkpoint import EncoderCheckpoint, save_encoder
 from swav_keras.callbacks.terminate_on_non_finite import TerminateOnNonFinite
 
-__all__ = ["TerminateOnNonFinite"]
+__all__ = ["AssignmentMonitor", "EncoderCheckpoint", "TerminateOnNonFinite", "save_encoder"]

@@ -1,0 +1,161 @@
+r"""Training-step throughput of SwAV with `model.fit`, per backend, side by side.
+
+Workload (`../shared/WORKLOAD.md`, the reference CPU workload): the small ResNet of width 16
+on 2 x 28x28 + 4 x 14x14 single-channel crops, head 128 -> 512 -> 64, K = 128 prototypes,
+batch 256. The crops are fixed random tensors held in memory, so the figure is what the
+training step consumes, not what the input pipeline delivers
+(`benchmarks/multicrop_throughput.py` measures that).
+
+For each backend it reports images/s of `fit` steps, the fraction of the machine's ceiling
+(images/s x 525 MFLOP per image / the measured float32 matmul rate), and the share of the step
+spent in Sinkhorn + loss: the same step with the loss replaced by a trivial one
+(`mean(scores**2)`) is timed in the same process, and the share is
+`1 - trivial_time / full_time`. Backends run one after the other in child processes of one
+run, so their ratios compare on the same machine state.
+
+Command (2 CPU cores, about 4 minutes):
+
+    python -m benchmarks.train_step_throughput --backends=tensorflow,jax,torch
+
+Figures are recorded in `benchmarks/RESULTS.md`.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
+flags.DEFINE_integer("batch_size", 256, "Images per step.")
+flags.DEFINE_integer("steps", 12, "Timed steps per measurement (after warm-up).")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing / compilation).")
+flags.DEFINE_integer("width", 16, "Small ResNet width (stage widths w, 2w, 4w, 8w).")
+flags.DEFINE_integer("num_prototypes", 128, "K.")
+flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
+
+FLOP_PER_IMAGE = 525e6  # forward + backward over the six crops (WORKLOAD.md)
+CROPS = ((28, 2), (14, 4))
+
+
+def matmul_gflops():
+    """Float32 2048^3 matmul rate of this machine, with NumPy (the ceiling's denominator)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best / 1e9
+
+
+def measure():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from swav_keras import SwAV
+    from swav_keras.backbones import SmallResNet
+
+    class TrivialLossSwAV(SwAV):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            return keras.ops.mean(keras.ops.square(keras.ops.concatenate(y_pred["scores"], 0)))
+
+    rng = np.random.default_rng(0)
+    batch = FLAGS.batch_size
+    crops = tuple(
+        rng.uniform(0, 255, (batch, size, size, 1)).astype("float32")
+        for size, count in CROPS
+        for _ in range(count)
+    )
+    dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
+
+    def seconds_per_step(model_class):
+        keras.utils.set_random_seed(0)
+        encoder = SmallResNet(width=FLAGS.width, input_shape=(None, None, 1))
+        model = model_class(
+            encoder, projection_dim=64, hidden_dim=512, num_prototypes=FLAGS.num_prototypes
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.steps, verbose=0)
+        return (time.perf_counter() - start) / FLAGS.steps
+
+    full = seconds_per_step(SwAV)
+    trivial = seconds_per_step(TrivialLossSwAV)
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "images_per_s": batch / full,
+        "seconds_per_step": full,
+        "sinkhorn_loss_share": max(0.0, 1.0 - trivial / full),
+    }
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        print("RESULT " + json.dumps(measure()), flush=True)
+        return
+    gflops = matmul_gflops()
+    print(
+        f"workload: small ResNet width {FLAGS.width}, crops 2x28 + 4x14 (1 channel), "
+        f"head 128->512->64, K={FLAGS.num_prototypes}, batch {FLAGS.batch_size}, "
+        f"{FLAGS.steps} timed steps after {FLAGS.warmup_steps} warm-up"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+        f"{platform.python_version()}, float32 matmul {gflops:.0f} GFLOP/s (NumPy, 2048^3)"
+    )
+    ceiling = gflops * 1e9 / FLOP_PER_IMAGE
+    print(f"ceiling: {ceiling:.0f} images/s (525 MFLOP per image)")
+    results = []
+    for backend in FLAGS.backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        command = [sys.executable, "-m", "benchmarks.train_step_throughput", "--worker"]
+        command += [f"--{name}={FLAGS[name].value}" for name in
+                    ("batch_size", "steps", "warmup_steps", "width", "num_prototypes")]
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+        if out.returncode or not lines:
+            print(f"{backend}: failed\n{out.stderr[-2000:]}")
+            continue
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+    if not results:
+        sys.exit(1)
+    versions = _versions()
+    print(f"versions: {versions}")
+    best = max(r["images_per_s"] for r in results)
+    print(f"{'backend':<11} {'images/s':>9} {'s/step':>8} {'of ceiling':>10} "
+          f"{'vs best':>8} {'Sinkhorn+loss':>13}")
+    for r in results:
+        print(
+            f"{r['backend']:<11} {r['images_per_s']:9.1f} {r['seconds_per_step']:8.3f} "
+            f"{r['images_per_s'] / ceiling:10.1%} {r['images_per_s'] / best:8.2f} "
+            f"{r['sinkhorn_loss_share']:13.1%}"
+        )
+
+
+def _versions():
+    import importlib.metadata as md
+
+    names = ("keras", "tensorflow-cpu", "jax", "torch", "numpy")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
+if __name__ == "__main__":
+    app.run(main)

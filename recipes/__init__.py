@@ -1,0 +1,1 @@
+"""Programs a user runs: pretraining, kNN and linear evaluation, and the main job."""

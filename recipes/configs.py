@@ -1,0 +1,192 @@
+"""Named SwAV pretraining configurations: every value the recipe uses, in one dataclass.
+
+`recipes/pretrain.py --config=<name>` starts from one of `CONFIGS` and lets any field be
+overridden by a flag of the same name (`--epochs=5 --num_prototypes=300`). The ImageNet
+configurations carry the values of the original scripts (facebookresearch/swav,
+`scripts/swav_800ep_pretrain.sh` and the batch-256 variant in its README), translated to one
+global batch: per-GPU batch x number of GPUs.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Everything a SwAV pretraining run is made of.
+
+    Data:
+        dataset: `"fashion_mnist"` (offline idx reader), a tfds name (`"cifar10"`,
+            `"imagenet2012"`...) or a folder of images (one subfolder per class).
+        image_size: resize source images to this side before cropping (0: keep).
+    Multi-crop (`swav_keras.data.MultiCrop`): `num_crops`, `crop_sizes`, `min_scales`,
+        `max_scales` (one entry per resolution group, high resolution first), `jitter_strength`,
+        `brightness`, `contrast`, `saturation`, `hue`, `jitter_probability`,
+        `grayscale_probability`, `blur_probability`, `flip`.
+    Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width` (small
+        ResNet only), `projection_dim`, `hidden_dim`, `num_prototypes`, `temperature`,
+        `epsilon`, `sinkhorn_iterations`, `crops_for_assign`, `queue_length`,
+        `queue_start_epoch`, `freeze_prototypes_steps`.
+    Optimisation: `optimizer` (`"lars"`, `"sgd"` or `"adamw"`), `base_learning_rate`,
+        `final_learning_rate`, `warmup_epochs`, `warmup_start_learning_rate`, `weight_decay`,
+        `momentum`, `epochs`, `batch_size` (global, over all replicas).
+    Systems: `sync_batchnorm` (synchronised BatchNorm across replicas), `mixed_precision`
+        (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`.
+    Evaluation done by the main job after pretraining: `knn_k`, `knn_temperature`,
+        `linear_epochs`.
+    """
+
+    # Data.
+    dataset: str = "fashion_mnist"
+    image_size: int = 0
+    # Multi-crop augmentation.
+    num_crops: tuple = (2, 6)
+    crop_sizes: tuple = (224, 96)
+    min_scales: tuple = (0.14, 0.05)
+    max_scales: tuple = (1.0, 0.14)
+    jitter_strength: float = 1.0
+    brightness: float = 0.8
+    contrast: float = 0.8
+    saturation: float = 0.8
+    hue: float = 0.2
+    jitter_probability: float = 0.8
+    grayscale_probability: float = 0.2
+    blur_probability: float = 0.5
+    flip: bool = True
+    # Model.
+    backbone: str = "resnet50"
+    width: int = 64
+    projection_dim: int = 128
+    hidden_dim: int = 2048
+    num_prototypes: int = 3000
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+    crops_for_assign: tuple = (0, 1)
+    queue_length: int = 0
+    queue_start_epoch: int = 0
+    freeze_prototypes_steps: int = 313
+    # Optimisation.
+    optimizer: str = "lars"
+    base_learning_rate: float = 4.8
+    final_learning_rate: float = 0.0048
+    warmup_epochs: float = 10.0
+    warmup_start_learning_rate: float = 0.3
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    epochs: int = 800
+    batch_size: int = 4096
+    # Systems.
+    sync_batchnorm: bool = True
+    mixed_precision: str = "mixed_float16"
+    reinitialize_unused_prototypes: bool = False
+    # Evaluation run by the main job.
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    linear_epochs: int = 100
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+# The original's ImageNet run: 64 GPUs x 64 images, 800 epochs (75.3% linear top-1).
+IMAGENET_RESNET50_800EP = PretrainConfig(dataset="imagenet2012")
+
+# The original's small-batch ImageNet run: 4 GPUs x 64 images with a queue (README, bs 256).
+IMAGENET_RESNET50_BS256 = IMAGENET_RESNET50_800EP.replace(
+    batch_size=256,
+    epochs=200,
+    base_learning_rate=0.6,
+    final_learning_rate=0.0006,
+    warmup_epochs=0.0,
+    warmup_start_learning_rate=0.0,
+    queue_length=3840,
+    queue_start_epoch=15,
+    freeze_prototypes_steps=5005,
+)
+
+# CIFAR-10 with the small ResNet (solo-learn-style settings, one GPU).
+CIFAR10 = PretrainConfig(
+    dataset="cifar10",
+    num_crops=(2, 4),
+    crop_sizes=(32, 16),
+    min_scales=(0.3, 0.08),
+    max_scales=(1.0, 0.3),
+    jitter_strength=1.0,
+    blur_probability=0.0,
+    backbone="small_resnet",
+    width=64,
+    projection_dim=128,
+    hidden_dim=2048,
+    num_prototypes=3000,
+    epsilon=0.05,
+    queue_length=3840,
+    queue_start_epoch=50,
+    freeze_prototypes_steps=390,
+    optimizer="lars",
+    base_learning_rate=0.6,
+    final_learning_rate=0.0006,
+    warmup_epochs=10.0,
+    warmup_start_learning_rate=0.0,
+    epochs=400,
+    batch_size=256,
+    sync_batchnorm=False,
+    mixed_precision="",
+)
+
+# The CPU default (the README's main job): Fashion-MNIST, the reference workload of
+# ../shared/WORKLOAD.md (small ResNet width 16, 2x28 + 4x14 crops, K = 128, batch 256).
+FASHION_MNIST = PretrainConfig(
+    dataset="fashion_mnist",
+    num_crops=(2, 4),
+    crop_sizes=(28, 14),
+    min_scales=(0.3, 0.08),
+    max_scales=(1.0, 0.3),
+    jitter_strength=1.0,
+    brightness=0.4,
+    contrast=0.4,
+    saturation=0.0,
+    hue=0.0,
+    jitter_probability=0.8,
+    grayscale_probability=0.0,
+    blur_probability=0.0,
+    backbone="small_resnet",
+    width=16,
+    projection_dim=64,
+    hidden_dim=512,
+    num_prototypes=128,
+    epsilon=0.05,
+    queue_length=0,
+    queue_start_epoch=0,
+    freeze_prototypes_steps=0,
+    optimizer="lars",
+    base_learning_rate=1.0,
+    final_learning_rate=0.001,
+    warmup_epochs=1.0,
+    warmup_start_learning_rate=0.0,
+    weight_decay=1e-6,
+    epochs=6,
+    batch_size=256,
+    sync_batchnorm=False,
+    mixed_precision="",
+    knn_k=20,
+    knn_temperature=0.07,
+    linear_epochs=30,
+)
+
+CONFIGS = {
+    "fashion_mnist": FASHION_MNIST,
+    "cifar10": CIFAR10,
+    "imagenet_resnet50_800ep": IMAGENET_RESNET50_800EP,
+    "imagenet_resnet50_bs256": IMAGENET_RESNET50_BS256,
+}
+
+
+def get_config(name, **overrides):
+    """The named configuration with `overrides` applied (unknown names are errors)."""
+    if name not in CONFIGS:
+        raise ValueError(f"`config` must be one of {sorted(CONFIGS)}; received config={name!r}.")
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"Unknown configuration fields {unknown}; known: {sorted(fields)}.")
+    return CONFIGS[name].replace(**overrides)

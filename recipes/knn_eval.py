@@ -1,0 +1,61 @@
+r"""kNN evaluation of a frozen encoder (or of raw pixels): k=20, cosine, two votes.
+
+The standard monitor of self-supervised features (Wu et al. 2018; DINO's `eval_knn.py`):
+L2-normalised features of the whole training split are the memory bank; each test image takes
+the labels of its k most cosine-similar training images, by majority vote and by a vote
+weighted by `exp(similarity / T)`. Top-1 accuracy of both.
+
+Command:
+
+    KERAS_BACKEND=jax python -m recipes.knn_eval --encoder=runs/fmnist/encoder.keras
+    python -m recipes.knn_eval --encoder=pixels     # the raw-pixel baseline
+
+Figures (full Fashion-MNIST, 60k train / 10k test), on 2 CPU cores: raw pixels 84.07%
+majority / 84.59% weighted in about 1 minute; SwAV figures in `benchmarks/RESULTS.md`.
+"""
+
+import time
+
+from absl import app, flags
+
+from recipes.features import compute_features, load_split
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("encoder", "pixels", "A .keras encoder, or 'pixels' for raw pixels.")
+flags.DEFINE_string("dataset", "fashion_mnist", "Dataset of the evaluation (train and test).")
+flags.DEFINE_string("data_dir", None, "Folder of the data.")
+flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+flags.DEFINE_integer("knn_k", 20, "Neighbours per test image; 10-200 all work, 20 is standard.")
+flags.DEFINE_float(
+    "knn_temperature", 0.07,
+    "Temperature of the weighted vote; lower trusts the nearest neighbours more.",
+)
+
+
+def knn_eval(representation, dataset="fashion_mnist", data_dir=None, train_examples=None,
+             k=20, temperature=0.07, verbose="auto"):
+    """Returns `{"majority": top1, "weighted": top1, "seconds": s}`."""
+    from swav_keras.evaluation import knn_accuracy
+
+    start = time.time()
+    train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples)
+    test_images, test_labels, _ = load_split(dataset, "test", data_dir)
+    train, test = compute_features(representation, train_images, test_images, verbose)
+    result = knn_accuracy(train, train_labels, test, test_labels, k=k, temperature=temperature)
+    result["seconds"] = time.time() - start
+    return result
+
+
+def main(argv):
+    del argv
+    result = knn_eval(FLAGS.encoder, FLAGS.dataset, FLAGS.data_dir, FLAGS.train_examples,
+                      FLAGS.knn_k, FLAGS.knn_temperature)
+    print(
+        f"kNN (k={FLAGS.knn_k}, cosine) on {FLAGS.dataset} with {FLAGS.encoder}: "
+        f"majority {result['majority']:.2%}, weighted (T={FLAGS.knn_temperature}) "
+        f"{result['weighted']:.2%} in {result['seconds']:.0f}s"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

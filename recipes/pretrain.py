@@ -1,0 +1,275 @@
+r"""SwAV multi-crop pretraining with `model.fit`, on any Keras backend.
+
+Command (the CPU default, Fashion-MNIST from Debian's `dataset-fashion-mnist` files):
+
+    KERAS_BACKEND=jax python -m recipes.pretrain --config=fashion_mnist --workdir=runs/fmnist
+
+Other configurations: `--config=cifar10`, `--config=imagenet_resnet50_800ep` and
+`--config=imagenet_resnet50_bs256` (with `--data_dir` holding tfds's `imagenet2012`); see
+`recipes/configs.py`. Any field of the configuration can be overridden by a flag of the same
+name, e.g. `--epochs=20 --num_prototypes=300 --queue_length=3840`.
+
+Expected result and time: see `benchmarks/RESULTS.md` (the main job, `scripts/main.sh`, runs
+this recipe then `knn_eval` and `linear_eval`).
+
+The workdir receives:
+- `encoder.keras`: the encoder alone, taking raw pixels (0..255; its normalisation is a layer
+  inside it), loadable under any backend with `keras.models.load_model`; rewritten after
+  every epoch;
+- `backup/`: the state of the last finished epoch (weights, optimizer, step counter, queue);
+  rerunning the same command resumes from it, losing at most the epoch in progress;
+- `training_log.csv` and `logs/` (TensorBoard: `tensorboard --logdir <workdir>/logs`);
+- `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
+- `config.json`: the configuration the run uses.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import app, flags
+
+from recipes import configs
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "fashion_mnist", f"One of {sorted(configs.CONFIGS)}.")
+flags.DEFINE_string("workdir", "runs/pretrain", "Where checkpoints, logs and encoder go.")
+flags.DEFINE_string("data_dir", None, "Folder of the data (idx files, or tfds's data_dir).")
+flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and crops.")
+flags.DEFINE_bool(
+    "resume", True,
+    "Continue from `<workdir>/backup` when it exists (rerunning the same command resumes). "
+    "With --noresume an existing run in the workdir is an error, never overwritten.",
+)
+
+
+def define_config_flags():
+    """One flag per configuration field, defaulting to the named configuration's value."""
+    for field in dataclasses.fields(configs.PretrainConfig):
+        help_text = f"Overrides the configuration's `{field.name}`."
+        if field.type is bool:
+            flags.DEFINE_bool(field.name, None, help_text)
+        elif field.type is int:
+            flags.DEFINE_integer(field.name, None, help_text)
+        elif field.type is float:
+            flags.DEFINE_float(field.name, None, help_text)
+        elif field.type is tuple:
+            flags.DEFINE_list(field.name, None, help_text + " Comma-separated.")
+        else:
+            flags.DEFINE_string(field.name, None, help_text)
+
+
+def config_from_flags():
+    overrides = {}
+    defaults = configs.CONFIGS.get(FLAGS.config, configs.FASHION_MNIST)
+    for field in dataclasses.fields(configs.PretrainConfig):
+        value = FLAGS[field.name].value
+        if value is None:
+            continue
+        if field.type is tuple:
+            kind = type(getattr(defaults, field.name)[0])
+            value = tuple(kind(v) for v in value)
+        overrides[field.name] = value
+    return configs.get_config(FLAGS.config, **overrides)
+
+
+def build_encoder(config, info):
+    from swav_keras.backbones import ResNet50, SmallResNet
+
+    shape = (None, None, info.image_shape[-1])
+    if config.backbone == "small_resnet":
+        return SmallResNet(config.width, shape, mean=info.mean, std=info.std)
+    if config.backbone == "resnet50":
+        return ResNet50(shape, mean=info.mean, std=info.std)
+    raise ValueError(
+        "`backbone` must be 'small_resnet' or 'resnet50'; "
+        f"received backbone={config.backbone!r}."
+    )
+
+
+def build_optimizer(config, steps_per_epoch):
+    import keras
+
+    from swav_keras.optimizers import LARS, warmup_cosine_decay
+
+    total = config.epochs * steps_per_epoch
+    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), max(total - 1, 0))
+    schedule = warmup_cosine_decay(
+        config.base_learning_rate, config.final_learning_rate, total, warmup,
+        config.warmup_start_learning_rate,
+    )
+    if config.optimizer == "lars":
+        return LARS(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+        )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    raise ValueError(
+        "`optimizer` must be 'lars', 'sgd' or 'adamw'; "
+        f"received optimizer={config.optimizer!r}."
+    )
+
+
+def build_model(config, encoder, steps_per_epoch):
+    from swav_keras import SwAV
+
+    if config.queue_length % config.batch_size:
+        raise ValueError(
+            "`queue_length` must be a multiple of `batch_size`; received "
+            f"queue_length={config.queue_length}, batch_size={config.batch_size}."
+        )
+    return SwAV(
+        encoder,
+        projection_dim=config.projection_dim,
+        hidden_dim=config.hidden_dim,
+        num_prototypes=config.num_prototypes,
+        temperature=config.temperature,
+        epsilon=config.epsilon,
+        sinkhorn_iterations=config.sinkhorn_iterations,
+        crops_for_assign=config.crops_for_assign,
+        queue_length=config.queue_length,
+        queue_start_step=config.queue_start_epoch * steps_per_epoch,
+        freeze_prototypes_steps=config.freeze_prototypes_steps,
+    )
+
+
+def prepare_workdir(workdir, config, resume):
+    """Creates the workdir; refuses to mix two different runs in one folder."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    has_run = os.path.isdir(os.path.join(workdir, "backup"))
+    if has_run and not resume:
+        raise ValueError(
+            f"{workdir} already holds a run (backup/); with --noresume nothing is overwritten. "
+            "Use another --workdir, or delete that one."
+        )
+    current = dataclasses.asdict(config)
+    if has_run and os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        changed = sorted(
+            k for k in current
+            if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature")
+            and json.loads(json.dumps(current[k])) != saved.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"{workdir} holds a run with another configuration (fields {changed} differ); "
+                "resuming it with these values would mix two runs. Use another --workdir."
+            )
+    with open(path, "w") as f:
+        json.dump(current, f, indent=2)
+
+
+def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
+             verbose="auto"):
+    """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time."""
+    import keras
+
+    from swav_keras import callbacks
+    from swav_keras.data import MultiCrop, load_images, multicrop_dataset
+    from swav_keras.visualization import (
+        plot_multicrops,
+        plot_prototype_neighbours,
+        plot_training_curves,
+    )
+
+    start = time.time()
+    prepare_workdir(workdir, config, resume)
+    keras.utils.set_random_seed(seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    images, info = load_images(
+        config.dataset, "train", data_dir, config.image_size or None, take=train_examples
+    )
+    steps_per_epoch = info.num_examples // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"`batch_size` ({config.batch_size}) is larger than the {info.num_examples} "
+            "training images: lower --batch_size or raise --train_examples."
+        )
+    multicrop = MultiCrop(
+        config.num_crops, config.crop_sizes, config.min_scales, config.max_scales,
+        config.jitter_strength, config.brightness, config.contrast, config.saturation,
+        config.hue, config.jitter_probability, config.grayscale_probability,
+        config.blur_probability, flip=config.flip,
+    )
+    dataset = multicrop_dataset(images, multicrop, config.batch_size, seed=seed)
+    model = build_model(config, build_encoder(config, info), steps_per_epoch)
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch))
+    (first_batch,) = next(iter(dataset.take(1)))
+    model(first_batch, training=False)  # builds the model (BackupAndRestore needs it built)
+    plot_multicrops(
+        [c.numpy() for c in first_batch], os.path.join(workdir, "multicrops.png"), num_images=6
+    )
+
+    csv_path = os.path.join(workdir, "training_log.csv")
+    history = model.fit(
+        dataset,
+        epochs=config.epochs,
+        shuffle=False,
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(
+                os.path.join(workdir, "backup"), double_checkpoint=True,
+                delete_checkpoint=False,
+            ),
+            callbacks.EncoderCheckpoint(os.path.join(workdir, "encoder.keras")),
+            callbacks.AssignmentMonitor(
+                reinitialize_unused=config.reinitialize_unused_prototypes, verbose=0
+            ),
+            keras.callbacks.CSVLogger(csv_path, append=True),
+            keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
+        ],
+    )
+    encoder_path = os.path.join(workdir, "encoder.keras")
+    callbacks.save_encoder(model.encoder, encoder_path)
+    if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+        plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
+    _plot_clusters(model, images, os.path.join(workdir, "prototype_neighbours.png"), info,
+                   plot_prototype_neighbours)
+    return {
+        "encoder_path": encoder_path,
+        "history": history.history,
+        "epochs": config.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "seconds": time.time() - start,
+        "info": info,
+    }
+
+
+def _plot_clusters(model, images, path, info, plot, examples=2000):
+    """The images nearest to the most used prototypes, from a sample of training images."""
+    import keras
+    import numpy as np
+
+    batch = [(x.numpy(), y.numpy()) for x, y in images.take(examples).batch(examples)][0]
+    pixels, labels = batch
+    features = model.encoder.predict(pixels.astype("float32"), batch_size=256, verbose=0)
+    embeddings = keras.ops.convert_to_numpy(
+        model.l2_normalize(model.projection_head(features, training=False))
+    )
+    prototypes = keras.ops.convert_to_numpy(model.prototypes.kernel).T
+    plot(pixels, embeddings, prototypes, path, labels=labels,
+         class_names=info.class_names)
+    return np.asarray(labels)
+
+
+def main(argv):
+    del argv
+    config = config_from_flags()
+    result = pretrain(
+        config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume
+    )
+    minutes = result["seconds"] / 60
+    print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")
+
+
+define_config_flags()
+
+if __name__ == "__main__":
+    app.run(main)

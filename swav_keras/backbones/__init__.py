@@ -1,0 +1,6 @@
+"""Image encoders for SwAV: functional Keras models from images to pooled features."""
+
+from swav_keras.backbones.resnet50 import ResNet50
+from swav_keras.backbones.small_resnet import SmallResNet
+
+__all__ = ["ResNet50", "SmallResNet"]

@@ -1,0 +1,174 @@
+"""The small ResNet: a ResNet-18 layout for small images (CIFAR-style 3x3 stem, no max-pool)."""
+
+import numbers
+
+import keras
+
+from swav_keras.validation import check_int
+
+
+def check_input_shape(input_shape):
+    """Returns `input_shape` as a tuple `(height, width, channels)`, checking it.
+
+    Shared by the backbones: height and width may be `None` (any size), the number of channels
+    must be known.
+    """
+    what = "a tuple (height, width, channels) of positive integers, height and width may be None"
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise ValueError(f"`input_shape` must be {what}; received input_shape={input_shape!r}.")
+    shape = tuple(input_shape)
+
+    def positive(dim):
+        return isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim >= 1
+
+    if len(shape) != 3 or not positive(shape[2]) or not all(
+        dim is None or positive(dim) for dim in shape[:2]
+    ):
+        raise ValueError(f"`input_shape` must be {what}; received input_shape={input_shape!r}.")
+    return tuple(None if dim is None else int(dim) for dim in shape)
+
+
+def input_normalization(mean, std, channels):
+    """Returns a `Normalization` layer for per-channel `mean` and `std`, or `None` without them.
+
+    Shared by the backbones. `mean` and `std` hold one number per input channel, in the pixel
+    scale of the inputs; the layer computes `(x - mean) / std`.
+    """
+    if mean is None and std is None:
+        return None
+    for name, value, other in (("mean", mean, "std"), ("std", std, "mean")):
+        if value is None:
+            raise ValueError(
+                f"`{name}` must be given together with `{other}`; received {name}=None."
+            )
+    values = {}
+    for name, value in (("mean", mean), ("std", std)):
+        items = list(value) if hasattr(value, "__iter__") else None
+        if (
+            isinstance(value, (str, bytes))
+            or items is None
+            or len(items) != channels
+            or not all(
+                isinstance(item, numbers.Real) and not isinstance(item, bool) for item in items
+            )
+        ):
+            raise ValueError(
+                f"`{name}` must be a sequence of {channels} number(s), one per input channel; "
+                f"received {name}={value!r}."
+            )
+        values[name] = [float(item) for item in items]
+    if not all(item > 0 for item in values["std"]):
+        raise ValueError(f"`std` must hold positive numbers; received std={std!r}.")
+    return keras.layers.Normalization(
+        mean=values["mean"], variance=[item**2 for item in values["std"]], name="normalization"
+    )
+
+
+def _conv(filters, kernel_size, strides, name):
+    """A bias-free conv with torchvision's He-normal (fan_out) initialisation."""
+    layers = []
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        # PyTorch pads (k - 1) / 2 on every side; "same" would pad only bottom/right here.
+        layers.append(
+            keras.layers.ZeroPadding2D(
+                kernel_size // 2, data_format="channels_last", name=name + "_pad"
+            )
+        )
+        padding = "valid"
+    layers.append(
+        keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=False,
+            data_format="channels_last",
+            kernel_initializer=keras.initializers.VarianceScaling(
+                2.0, mode="fan_out", distribution="untruncated_normal"
+            ),
+            name=name + "_conv",
+        )
+    )
+    return layers
+
+
+def _conv_bn(x, filters, kernel_size, strides, name, relu):
+    for layer in _conv(filters, kernel_size, strides, name):
+        x = layer(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name + "_bn")(x)
+    if relu:
+        x = keras.layers.ReLU(name=name + "_relu")(x)
+    return x
+
+
+def _basic_block(x, filters, strides, name):
+    """torchvision's BasicBlock: two 3x3 conv-BN, identity or 1x1 conv-BN shortcut, ReLU."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, name + "_0", relu=False)
+    x = _conv_bn(x, filters, 3, strides, name + "_1", relu=True)
+    x = _conv_bn(x, filters, 3, 1, name + "_2", relu=False)
+    x = keras.layers.Add(name=name + "_add")([shortcut, x])
+    return keras.layers.ReLU(name=name + "_out")(x)
+
+
+def SmallResNet(width=64, input_shape=(None, None, 3), mean=None, std=None, name="small_resnet"):
+    """Builds the small ResNet encoder: ResNet-18 blocks, 3x3 stride-1 stem, no max-pool.
+
+    The usual backbone for self-supervised learning on small images (CIFAR, STL, Fashion-MNIST):
+    torchvision's ResNet-18 with the 7x7 stride-2 stem and its max-pool replaced by a 3x3
+    stride-1 conv, so that a 28x28 or 32x32 image keeps its resolution in the first stage.
+    Four stages of two BasicBlocks with widths `(w, 2w, 4w, 8w)`, stride 2 at the first block of
+    stages 2-4 (1x1 conv + BatchNorm shortcut where the shape changes), then global average
+    pooling: the output is `[batch, 8 * width]` features (`model.output_shape[-1]`). Any input
+    size and channel count; one model traces once per input size under `jit`.
+
+    As in torchvision, convolutions have no bias and He-normal (fan_out) initialisation,
+    BatchNorm uses PyTorch's defaults (`momentum=0.9` in Keras terms, `epsilon=1e-5`) and
+    stride-2 convs pad one pixel on every side, so torchvision weights map one to one.
+
+    With `mean` and `std`, the first layer is a `keras.layers.Normalization` computing
+    `(x - mean) / std` per channel: the model, and a `.keras` file saved from it, take raw
+    pixels (e.g. 0-255), and the statistics travel with the weights.
+
+    Args:
+        width: positive int, channels of the stem and the first stage. Defaults to `64`
+            (ResNet-18, 512 features).
+        input_shape: `(height, width, channels)`, channels-last; height and width may be `None`
+            to accept any size. Defaults to `(None, None, 3)`.
+        mean: per-channel means (one number per channel) in the pixel scale of the inputs, or
+            `None` for no normalisation layer. Defaults to `None`.
+        std: per-channel standard deviations, positive, given with `mean`. Defaults to `None`.
+        name: name of the model. Defaults to `"small_resnet"`.
+
+    Returns:
+        A functional `keras.Model` mapping images `[batch, height, width, channels]` to features
+        `[batch, 8 * width]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> encoder = SmallResNet(width=4, input_shape=(None, None, 1), mean=[72.9], std=[90.0])
+    >>> encoder.output_shape
+    (None, 32)
+    >>> tuple(encoder(np.zeros((2, 28, 28, 1), "float32")).shape)
+    (2, 32)
+
+    Reference:
+        He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
+        Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
+        Assignments", NeurIPS 2020.
+    """
+    width = check_int("width", width, minimum=1)
+    input_shape = check_input_shape(input_shape)
+    normalization = input_normalization(mean, std, input_shape[-1])
+    inputs = keras.Input(input_shape, name="input")
+    x = inputs if normalization is None else normalization(inputs)
+    x = _conv_bn(x, width, 3, 1, "conv1", relu=True)
+    for stage, multiplier in enumerate((1, 2, 4, 8)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(x, width * multiplier, strides, f"conv{stage + 2}_block{block + 1}")
+    outputs = keras.layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
+    return keras.Model(inputs, outputs, name=name)

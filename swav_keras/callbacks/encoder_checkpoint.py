@@ -1,0 +1,49 @@
+"""Saves `model.encoder` as `.keras` at the end of every epoch, atomically."""
+
+import os
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="swav_keras")
+class EncoderCheckpoint(keras.callbacks.Callback):
+    """Writes the encoder of a SwAV model to `filepath` after each epoch.
+
+    The encoder is what self-supervised pretraining is for; saving it alone gives a `.keras`
+    file that loads under any backend without this project's training code (only its
+    registered layers, if the encoder uses any). The file is written to a temporary name and
+    then renamed over `filepath`, so an interruption never leaves a truncated encoder behind.
+
+    Args:
+        filepath: path of the `.keras` file to write.
+
+    Example:
+
+    ```python
+    model.fit(dataset, epochs=10, callbacks=[EncoderCheckpoint("run/encoder.keras")])
+    ```
+    """
+
+    def __init__(self, filepath):
+        super().__init__()
+        filepath = os.fspath(filepath)
+        if not filepath.endswith(".keras"):
+            raise ValueError(
+                f"`filepath` must end with `.keras`; received filepath={filepath!r}."
+            )
+        self.filepath = filepath
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_encoder(self.model.encoder, self.filepath)
+
+    def get_config(self):
+        return {"filepath": self.filepath}
+
+
+def save_encoder(encoder, filepath):
+    """Saves `encoder` to `filepath` through a temporary file and an atomic rename."""
+    folder = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{os.path.basename(filepath)}.{os.getpid()}.tmp.keras")
+    encoder.save(temporary)
+    os.replace(temporary, filepath)

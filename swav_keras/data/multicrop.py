@@ -1,0 +1,346 @@
+"""SwAV's multi-crop augmentation as a vectorised, seedable tf.data transform.
+
+Each image gives `sum(num_crops)` views: for every resolution group, random resized crops
+(torchvision's `RandomResizedCrop`), horizontal flips, colour jitter, grayscale and Gaussian
+blur, each drawn independently per crop. The work runs on whole batches (one
+`tf.image.crop_and_resize` per resolution group, per-image masks and factors, per-image blur
+kernels through one depthwise convolution), so two CPU cores feed a small network. Randomness
+comes from stateless ops seeded per batch: a seed gives the same crops whatever the parallelism.
+
+Values stay in raw pixel scale: images of 0..255 (uint8 or float) give float32 crops of 0..255.
+Colour operations run in [0, 1] internally. Mean/std normalisation is not done here: it belongs
+in the encoder (a `keras.layers.Normalization` layer), so a saved encoder takes raw pixels.
+
+Reference: Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
+Assignments", NeurIPS 2020 (facebookresearch/swav, `src/multicropdataset.py`).
+"""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from swav_keras.data import augment
+from swav_keras.validation import check_float, check_int, check_int_sequence
+
+_AUTOTUNE = tf.data.AUTOTUNE
+_CONFIG = (
+    "num_crops", "crop_sizes", "min_scales", "max_scales", "jitter_strength", "brightness",
+    "contrast", "saturation", "hue", "jitter_probability", "grayscale_probability",
+    "blur_probability", "blur_sigma", "flip", "seed",
+)
+
+
+def _check_scales(name, value, num_groups):
+    """Returns `value` as a tuple of floats in (0, 1], one per resolution group."""
+    items = tuple(value) if hasattr(value, "__iter__") and not isinstance(value, str) else None
+    if items is None or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in items):
+        raise TypeError(f"`{name}` must be a sequence of numbers; received {name}={value!r}.")
+    if len(items) != num_groups:
+        raise ValueError(
+            f"`{name}` must have one entry per group of `num_crops` ({num_groups}); "
+            f"received {name}={value!r}."
+        )
+    if not all(0.0 < v <= 1.0 for v in items):
+        raise ValueError(f"`{name}` must hold numbers in (0, 1]; received {name}={value!r}.")
+    return tuple(float(v) for v in items)
+
+
+@keras.saving.register_keras_serializable(package="swav_keras")
+class MultiCrop:
+    """SwAV's multi-crop augmentation of a batch of images.
+
+    Use it to turn a batch of raw images `[B, H, W, C]` into the `V = sum(num_crops)` views
+    SwAV trains on, high-resolution groups first, in the order given. Every crop of every image
+    draws its own box, flip, jitter factors and order, grayscale and blur, as the original
+    torchvision pipeline does image by image, but vectorised over the batch. One- and
+    three-channel images are accepted; one-channel images skip saturation, hue and grayscale.
+    Input is raw pixels (uint8, or float in 0..255) and so is the float32 output: normalise in
+    the encoder. Call it on a batch (arrays or tensors, eagerly or inside `tf.data`), or use
+    `multicrop_dataset` to build the training input of `fit`.
+
+    Deviations from the reference, kept for speed: resizing is bilinear without antialiasing
+    (half-pixel centres, as torchvision), and the blur is a Gaussian truncated at 3 sigma with
+    reflect padding (PIL's `GaussianBlur(radius=sigma)` in the original).
+
+    Args:
+        num_crops: crops per resolution group. Defaults to `(2, 6)`.
+        crop_sizes: output side, in pixels, per group. Defaults to `(224, 96)`.
+        min_scales: smallest crop area, as a fraction of the image, per group.
+            Defaults to `(0.14, 0.05)`.
+        max_scales: largest crop area fraction per group. Defaults to `(1.0, 0.14)`.
+        jitter_strength: multiplies the four jitter amounts. Defaults to `1.0`.
+        brightness: brightness factor drawn in `[max(0, 1 - b), 1 + b]`, b = brightness x
+            strength (0 disables it). Defaults to `0.8`.
+        contrast: contrast amount, as `brightness`. Defaults to `0.8`.
+        saturation: saturation amount, as `brightness` (RGB only). Defaults to `0.8`.
+        hue: hue shift drawn in `[-h, h]`, h = hue x strength <= 0.5 (RGB only).
+            Defaults to `0.2`.
+        jitter_probability: probability that a crop is colour-jittered. Defaults to `0.8`.
+        grayscale_probability: probability that an RGB crop is turned to gray (kept as three
+            channels). Defaults to `0.2`.
+        blur_probability: probability that a crop is blurred. Defaults to `0.5`.
+        blur_sigma: `(low, high)` range of the blur's standard deviation, in pixels.
+            Defaults to `(0.1, 2.0)`.
+        flip: whether crops are flipped horizontally with probability 0.5. Defaults to `True`.
+        seed: int seed of the calls made without an explicit seed (then every call with the
+            same batch gives the same crops), or `None` for fresh randomness at every call.
+            `multicrop_dataset` also takes it as its default seed. Defaults to `None`.
+
+    Example:
+
+    ```python
+    multicrop = MultiCrop(num_crops=(2, 4), crop_sizes=(28, 14), min_scales=(0.3, 0.08),
+                          max_scales=(1.0, 0.3), saturation=0.0, hue=0.0, blur_probability=0.0)
+    crops = multicrop(images_uint8, seed=[0, 1])  # 6 float32 tensors, 0..255
+    ```
+
+    Reference:
+        Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
+        Assignments", NeurIPS 2020, section 3.2 (multi-crop).
+    """
+
+    def __init__(
+        self,
+        num_crops=(2, 6),
+        crop_sizes=(224, 96),
+        min_scales=(0.14, 0.05),
+        max_scales=(1.0, 0.14),
+        jitter_strength=1.0,
+        brightness=0.8,
+        contrast=0.8,
+        saturation=0.8,
+        hue=0.2,
+        jitter_probability=0.8,
+        grayscale_probability=0.2,
+        blur_probability=0.5,
+        blur_sigma=(0.1, 2.0),
+        flip=True,
+        seed=None,
+    ):
+        self.num_crops = check_int_sequence("num_crops", num_crops, minimum=1)
+        groups = len(self.num_crops)
+        self.crop_sizes = check_int_sequence("crop_sizes", crop_sizes, minimum=1)
+        if len(self.crop_sizes) != groups:
+            raise ValueError(
+                f"`crop_sizes` must have one entry per group of `num_crops` ({groups}); "
+                f"received crop_sizes={crop_sizes!r}."
+            )
+        self.min_scales = _check_scales("min_scales", min_scales, groups)
+        self.max_scales = _check_scales("max_scales", max_scales, groups)
+        if any(lo > hi for lo, hi in zip(self.min_scales, self.max_scales, strict=True)):
+            raise ValueError(
+                "`min_scales` must not exceed `max_scales` in any group; "
+                f"received min_scales={min_scales!r}, max_scales={max_scales!r}."
+            )
+        self.jitter_strength = check_float("jitter_strength", jitter_strength, minimum=0.0)
+        self.brightness = check_float("brightness", brightness, minimum=0.0)
+        self.contrast = check_float("contrast", contrast, minimum=0.0)
+        self.saturation = check_float("saturation", saturation, minimum=0.0)
+        self.hue = check_float("hue", hue, minimum=0.0)
+        if self.hue * self.jitter_strength > 0.5:
+            raise ValueError(
+                "`hue` times `jitter_strength` must be <= 0.5; "
+                f"received hue={hue!r}, jitter_strength={jitter_strength!r}."
+            )
+        for name, value in (
+            ("jitter_probability", jitter_probability),
+            ("grayscale_probability", grayscale_probability),
+            ("blur_probability", blur_probability),
+        ):
+            setattr(self, name, check_float(name, value, minimum=0.0, maximum=1.0))
+        sigma = tuple(blur_sigma) if isinstance(blur_sigma, (tuple, list)) else ()
+        if not (
+            len(sigma) == 2
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in sigma)
+            and 0 < sigma[0] <= sigma[1] < float("inf")
+        ):
+            raise ValueError(
+                "`blur_sigma` must be a (low, high) pair of positive numbers with low <= high; "
+                f"received blur_sigma={blur_sigma!r}."
+            )
+        self.blur_sigma = (float(sigma[0]), float(sigma[1]))
+        if not isinstance(flip, bool):
+            raise TypeError(f"`flip` must be a bool; received flip={flip!r}.")
+        self.flip = flip
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+
+    @property
+    def num_views(self):
+        """The number of crops per image, `sum(num_crops)`."""
+        return sum(self.num_crops)
+
+    def __call__(self, images, seed=None):
+        """Returns the `num_views` crops of a batch, float32 `[B, size, size, C]` in 0..255.
+
+        Args:
+            images: `[B, H, W, C]` raw pixels (uint8, or float in 0..255), C = 1 or 3.
+            seed: shape-`[2]` int seed of this batch (stateless ops). Defaults to `None`: the
+                constructor's `seed`, else fresh randomness.
+        """
+        crop_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(
+            self._seed(seed), 2))
+        return self.distort(self.crop(images, crop_seed), colour_seed)
+
+    def crop(self, images, seed):
+        """Random resized crops and flips: one float32 `[n * B, s, s, C]` in [0, 1] per group.
+
+        The crop `v` of a group of `n` holds images `v * B .. (v + 1) * B - 1`. This is the
+        geometric half of `__call__`; `multicrop_dataset` runs it per image before batching
+        when images differ in size.
+        """
+        images = tf.convert_to_tensor(images)
+        if images.shape.rank != 4 or images.shape[-1] not in (1, 3):
+            raise ValueError(
+                "`images` must be a batch [batch, height, width, channels] with 1 or 3 "
+                f"channels; received images.shape={tuple(images.shape)}."
+            )
+        seeds = tf.random.experimental.stateless_split(seed, len(self.num_crops))
+        groups = []
+        for g, (n, size) in enumerate(zip(self.num_crops, self.crop_sizes, strict=True)):
+            scale = (self.min_scales[g], self.max_scales[g])
+            crops = augment.resized_crops(images, seeds[g], n, size, scale, self.flip)
+            groups.append(crops * (1.0 / 255.0))
+        return tuple(groups)
+
+    def distort(self, groups, seed):
+        """Colour jitter, grayscale and blur of `crop`'s groups; returns the crops in 0..255."""
+        seeds = tf.random.experimental.stateless_split(seed, len(self.num_crops))
+        strength = self.jitter_strength
+        crops = []
+        for g, x in enumerate(groups):
+            x = augment.colour_distortion(
+                x,
+                seeds[g],
+                brightness=self.brightness * strength,
+                contrast=self.contrast * strength,
+                saturation=self.saturation * strength,
+                hue=self.hue * strength,
+                jitter_probability=self.jitter_probability,
+                grayscale_probability=self.grayscale_probability,
+                blur_probability=self.blur_probability,
+                blur_sigma=self.blur_sigma,
+            )
+            size = self.crop_sizes[g]
+            x = tf.reshape(x * 255.0, [self.num_crops[g], -1, size, size, x.shape[-1]])
+            crops.extend(tf.unstack(x, num=self.num_crops[g], axis=0))
+        return tuple(crops)
+
+    def _seed(self, seed):
+        if seed is not None:
+            return tf.cast(tf.convert_to_tensor(seed), tf.int64)
+        if self.seed is not None:
+            return tf.constant([self.seed, 0], tf.int64)
+        return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int64)
+
+    def get_config(self):
+        return {name: getattr(self, name) for name in _CONFIG}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"MultiCrop({args})"
+
+
+def _image_of(*element):
+    """The image of a dataset element: an image, `(image, label, ...)` or `{"image": ...}`."""
+    image = element[0]
+    if isinstance(image, dict):
+        image = image["image"]
+    if image.shape.rank == 2:
+        image = image[..., None]
+    return image
+
+
+def _seeds(seed):
+    """An endless stream of shape-`[2]` seeds, different at every iteration of the dataset."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def multicrop_dataset(
+    images,
+    multicrop,
+    batch_size,
+    shuffle_buffer=10_000,
+    seed=None,
+    drop_remainder=True,
+    repeat=False,
+):
+    """The training input of SwAV's `fit`: batches of `((crop_0, ..., crop_{V-1}),)`.
+
+    Shuffles, batches, then applies `multicrop` to each batch with a stateless seed drawn from a
+    seeded stream (one per batch, fresh at every epoch), and prefetches. Elements hold the crops
+    in a 1-tuple because Keras reads a bare tuple as `(x, y, sample_weight)`. With a seed, the
+    crops are the same at every run whatever the parallelism; epochs differ from each other.
+    Images that differ in size (e.g. ImageNet from tfds) are cropped one by one before batching,
+    the colour work still runs per batch. The work runs in tf.data, so this feeds `fit` on
+    every backend.
+
+    Args:
+        images: a `tf.data.Dataset` of images `[H, W, C]` (or `[H, W]`), of `(image, label)`
+            pairs (the label is dropped) or of dicts with an `"image"` key; or an array of
+            images. Raw pixels, 0..255.
+        multicrop: a `MultiCrop`.
+        batch_size: positive int, images per batch.
+        shuffle_buffer: int >= 0, size of the shuffle buffer (0: keep the order).
+            Defaults to `10_000`.
+        seed: int >= 0 seeding the shuffle and the crops, or `None` for `multicrop.seed`
+            (fresh randomness when that is `None` too). Defaults to `None`.
+        drop_remainder: whether to drop the last, smaller batch. SwAV wants constant batches.
+            Defaults to `True`.
+        repeat: whether to repeat the data endlessly (then pass `steps_per_epoch` to `fit`).
+            Defaults to `False`.
+
+    Returns:
+        A `tf.data.Dataset` of `((crop_0, ..., crop_{V-1}),)`, float32 `[B, s, s, C]` in 0..255.
+
+    Example:
+
+    ```python
+    images, _ = swav_keras.data.load_fashion_mnist()
+    multicrop = MultiCrop((2, 4), (28, 14), (0.3, 0.08), (1.0, 0.3), saturation=0.0, hue=0.0,
+                          jitter_strength=0.5, grayscale_probability=0.0, blur_probability=0.0)
+    model.fit(multicrop_dataset(images, multicrop, batch_size=256, seed=0), epochs=10)
+    ```
+    """
+    if not isinstance(multicrop, MultiCrop):
+        raise TypeError(f"`multicrop` must be a MultiCrop; received multicrop={multicrop!r}.")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, minimum=0)
+    seed = multicrop.seed if seed is None else check_int("seed", seed, minimum=0)
+    if not isinstance(images, tf.data.Dataset):
+        images = tf.data.Dataset.from_tensor_slices(images)
+    images = images.map(_image_of)
+    if shuffle_buffer:
+        images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        images = images.repeat()
+    height, width = images.element_spec.shape[:2]
+    if height is not None and width is not None:
+        batches = images.batch(batch_size, drop_remainder=drop_remainder)
+        crops = tf.data.Dataset.zip(batches, _seeds(seed)).map(
+            lambda x, s: (multicrop(x, seed=s),), num_parallel_calls=_AUTOTUNE
+        )
+    else:
+        cropped = tf.data.Dataset.zip(images, _seeds(seed)).map(
+            lambda x, s: multicrop.crop(x[None], s), num_parallel_calls=_AUTOTUNE
+        )
+        batches = cropped.batch(batch_size, drop_remainder=drop_remainder)
+        colour_seed = None if seed is None else seed + 1
+        crops = tf.data.Dataset.zip(batches, _seeds(colour_seed)).map(
+            lambda groups, s: (multicrop.distort(_views_first(groups), s),),
+            num_parallel_calls=_AUTOTUNE,
+        )
+    return crops.prefetch(_AUTOTUNE)
+
+
+def _views_first(groups):
+    """`[B, n, s, s, C]` groups of per-image crops -> `[n * B, s, s, C]`, view-major."""
+    out = []
+    for g in groups:
+        g = tf.transpose(g, [1, 0, 2, 3, 4])
+        out.append(tf.reshape(g, [-1] + g.shape[2:].as_list()))
+    return tuple(out)

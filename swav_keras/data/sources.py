@@ -1,0 +1,303 @@
+"""One entry point to the images a recipe trains or evaluates on, with their statistics.
+
+`load_images` turns a source name into an unbatched `tf.data.Dataset` of `(image, label)` in raw
+pixel scale (0..255), and an `ImageSourceInfo` with what a recipe needs to build its model: the
+number of examples and classes, the image shape, and the per-channel mean and standard deviation
+of the training pixels, for the encoder's `keras.layers.Normalization(mean=..., variance=...)`.
+Nothing is loaded at import time; the tfds path never blocks on an unreachable network.
+"""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from swav_keras.data import fashion_mnist
+from swav_keras.validation import check_int
+
+_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSourceInfo:
+    """What `load_images` knows about its images.
+
+    Attributes:
+        name: the source (dataset name, folder or `"arrays"`).
+        split: the split read.
+        num_examples: examples in the dataset (after `take`).
+        num_classes: distinct labels, or `None` when unknown.
+        image_shape: `(height, width, channels)`; `None` sides vary per image.
+        mean: per-channel mean of the training pixels, 0..255 scale.
+        std: per-channel standard deviation of the training pixels, 0..255 scale.
+        class_names: label names when the source has them, else `None`.
+    """
+
+    name: str
+    split: str
+    num_examples: int
+    num_classes: int | None
+    image_shape: tuple
+    mean: tuple
+    std: tuple
+    class_names: tuple | None = None
+
+
+def _stats_from_sums(total, squares, count):
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _array_stats(images, chunk=4096):
+    """Per-channel mean and std of `[N, H, W, C]` pixels, in float64 chunks."""
+    total = squares = 0.0
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].astype(np.float64)
+        total = total + x.sum(axis=(0, 1, 2))
+        squares = squares + np.square(x).sum(axis=(0, 1, 2))
+    return _stats_from_sums(total, squares, images[..., 0].size)
+
+
+def _dataset_stats(dataset, examples):
+    """Per-channel mean and std over the pixels of the first `examples` images (any sizes)."""
+
+    def sums(image, label):
+        x = tf.cast(image, tf.float64)
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:2]), tf.float64)
+        return tf.reduce_sum(x, [0, 1]), tf.reduce_sum(tf.square(x), [0, 1]), count
+
+    channels = dataset.element_spec[0].shape[-1]
+    zeros = tf.zeros([channels], tf.float64)
+    total, squares, count = dataset.take(examples).map(sums, tf.data.AUTOTUNE).reduce(
+        (zeros, zeros, tf.constant(0.0, tf.float64)),
+        lambda acc, s: (acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]),
+    )
+    return _stats_from_sums(total.numpy(), squares.numpy(), max(float(count), 1.0))
+
+
+def _resize(image_size):
+    def resize(image, label):
+        return tf.image.resize(image, image_size), label
+
+    return resize
+
+
+def _from_arrays(images, labels, name, split, image_size, take, stats):
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int64)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or labels.shape != images.shape[:1]:
+        raise ValueError(
+            "`source` arrays must be images [N, H, W(, C)] and labels [N]; received "
+            f"images.shape={images.shape}, labels.shape={labels.shape}."
+        )
+    mean, std = stats if stats is not None else _array_stats(images)
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    if take is not None:
+        images, labels = images[:take], labels[:take]
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    shape = tuple(images.shape[1:])
+    if image_size is not None:
+        dataset = dataset.map(_resize(image_size), tf.data.AUTOTUNE)
+        shape = (*image_size, shape[-1])
+    info = ImageSourceInfo(name, split, len(images), num_classes, shape, mean, std)
+    return dataset, info
+
+
+def _load_fashion_mnist(split, data_dir, image_size, take):
+    images, labels = fashion_mnist.load_fashion_mnist(split, data_dir)
+    train = images if split == "train" else fashion_mnist.load_fashion_mnist("train", data_dir)[0]
+    stats = _array_stats(train)
+    dataset, info = _from_arrays(images, labels, "fashion_mnist", split, image_size, take, stats)
+    return dataset, dataclasses.replace(info, num_classes=10, class_names=fashion_mnist.CLASS_NAMES)
+
+
+def _first_image(directory):
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(_IMAGE_EXTENSIONS):
+                return os.path.join(root, name)
+    return None
+
+
+def _from_folder(directory, split, image_size, take, stats_examples):
+    from PIL import Image  # pillow, as keras.utils.load_img
+
+    if os.path.isdir(os.path.join(directory, split)):
+        directory = os.path.join(directory, split)
+    elif split != "train":
+        raise FileNotFoundError(
+            f"Image folder {directory} has no `{split}` subfolder; a folder without split "
+            "subfolders is read as split 'train'."
+        )
+    first = _first_image(directory)
+    if first is None:
+        raise FileNotFoundError(
+            f"No images ({', '.join(_IMAGE_EXTENSIONS)}) found under {directory}; expected "
+            "one subfolder of images per class."
+        )
+    with Image.open(first) as image:
+        mode, (width, height) = image.mode, image.size
+    color_mode = {"L": "grayscale", "RGBA": "rgba"}.get(mode, "rgb")
+    dataset = keras.utils.image_dataset_from_directory(
+        directory, batch_size=None, image_size=image_size or (height, width),
+        color_mode=color_mode, shuffle=False, verbose=False,
+    )
+    class_names = tuple(dataset.class_names)
+    num_examples = int(dataset.cardinality())
+    dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
+    mean, std = _dataset_stats(dataset, stats_examples)
+    if take is not None:
+        dataset = dataset.take(take)
+        num_examples = min(num_examples, take)
+    info = ImageSourceInfo(
+        directory, split, num_examples, len(class_names), tuple(dataset.element_spec[0].shape),
+        mean, std, class_names,
+    )
+    return dataset, info
+
+
+def _tfds_builder(name, data_dir):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise ImportError(
+            f"Loading {name!r} needs tensorflow_datasets (`pip install tensorflow-datasets`); "
+            "or pass an image folder or (images, labels) arrays as `source`."
+        ) from None
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            "`source` must be 'fashion_mnist', a tensorflow_datasets name, an existing image "
+            f"folder or (images, labels) arrays; received source={name!r}."
+        ) from None
+    if builder.is_prepared():
+        return builder
+    manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+    if manual:
+        manual_dir = os.path.join(builder.data_dir_root, "downloads", "manual")
+        if not (os.path.isdir(manual_dir) and os.listdir(manual_dir)):
+            raise FileNotFoundError(
+                f"tensorflow_datasets dataset {name!r} is not prepared in {builder.data_dir} "
+                f"and needs a manual download: put its files in {manual_dir} (pass the folder "
+                f"above `downloads` as `data_dir`). Instructions: {manual.strip()}"
+            )
+    elif not fashion_mnist.network_available():
+        raise FileNotFoundError(
+            f"tensorflow_datasets dataset {name!r} is not prepared in {builder.data_dir} and "
+            "no network answers to download it. Prepare it on a machine with internet "
+            f"(`tfds build {name} --data_dir=DIR`), copy DIR here and pass it as `data_dir`."
+        )
+    builder.download_and_prepare()
+    return builder
+
+
+def _from_tfds(name, split, data_dir, image_size, take, stats_examples):
+    builder = _tfds_builder(name, data_dir)
+    info = builder.info
+    dataset = builder.as_dataset(split=split, as_supervised=True)
+    dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
+    stats_split = "train" if "train" in info.splits else split
+    train = builder.as_dataset(split=stats_split, as_supervised=True)
+    mean, std = _dataset_stats(train, stats_examples)
+    try:
+        num_examples = info.splits[split].num_examples
+    except KeyError:  # no split metadata (e.g. tfds.testing.mock_data): count
+        num_examples = int(dataset.reduce(0, lambda count, _: count + 1))
+    shape = tuple(info.features["image"].shape)
+    if image_size is not None:
+        dataset = dataset.map(_resize(image_size), tf.data.AUTOTUNE)
+        shape = (*image_size, shape[-1])
+    if take is not None:
+        dataset = dataset.take(take)
+        num_examples = min(num_examples, take)
+    label = info.features["label"]
+    names = tuple(label.names) if hasattr(label, "names") else None
+    num_classes = getattr(label, "num_classes", None)
+    result = ImageSourceInfo(name, split, num_examples, num_classes, shape, mean, std, names)
+    return dataset, result
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    ok = isinstance(size, (tuple, list)) and len(size) == 2
+    if not ok or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+        raise ValueError(
+            "`image_size` must be a positive int or a (height, width) pair of positive ints; "
+            f"received image_size={image_size!r}."
+        )
+    return tuple(size)
+
+
+def load_images(source, split="train", data_dir=None, image_size=None, take=None,
+                stats_examples=10_000):
+    """Loads images and labels from a dataset name, an image folder or arrays.
+
+    The returned dataset is unbatched and unshuffled; feed it to `multicrop_dataset` for SwAV
+    training, or batch it for evaluation. Images are in raw pixel scale (uint8, or float32 in
+    0..255 after decoding or resizing): normalise inside the encoder with `info.mean` and
+    `info.std`, so that the saved encoder takes raw pixels. The statistics always describe the
+    training split (for tfds and folders its first `stats_examples` images), whatever `split`
+    is read, so the same normalisation serves training and evaluation.
+
+    Args:
+        source: one of `"fashion_mnist"` (offline idx reader, see `load_fashion_mnist`), another
+            tensorflow_datasets name (`"cifar10"`, `"imagenette"`, `"imagenet2012"` with its
+            manual files under `data_dir`), a folder of images with one subfolder per class
+            (optionally inside `train/`, `test/`... split subfolders), or a pair of arrays
+            `(images [N, H, W(, C)], labels [N])` (then `split` is only a name).
+        split: the split to read, e.g. `"train"`, `"test"`, `"validation"`.
+            Defaults to `"train"`.
+        data_dir: folder of the data (idx files, or the tensorflow_datasets data folder).
+            Defaults to `None`: the standard places.
+        image_size: int or `(height, width)` to resize every image to (bilinear); for folders of
+            images, `None` takes the size of the first image. Defaults to `None`.
+        take: use only the first `take` examples. Defaults to `None`: all.
+        stats_examples: how many training images give the mean and std of datasets read from
+            tfds or folders (arrays and Fashion-MNIST use them all). Defaults to `10_000`.
+
+    Returns:
+        `(dataset, info)`: a `tf.data.Dataset` of `(image [H, W, C], label int64)` and an
+        `ImageSourceInfo`.
+
+    Raises:
+        FileNotFoundError: the data is not on disk and cannot be fetched; the message says where
+            it looked and how to get it.
+        ValueError: an unknown source or bad arguments.
+
+    Example:
+
+    ```python
+    dataset, info = load_images("fashion_mnist", take=1024)
+    normalize = keras.layers.Normalization(mean=info.mean, variance=np.square(info.std))
+    ```
+    """
+    image_size = _check_image_size(image_size)
+    take = None if take is None else check_int("take", take, minimum=1)
+    stats_examples = check_int("stats_examples", stats_examples, minimum=1)
+    if not isinstance(split, str):
+        raise TypeError(f"`split` must be a string; received split={split!r}.")
+    if isinstance(source, (tuple, list)) and len(source) == 2:
+        return _from_arrays(source[0], source[1], "arrays", split, image_size, take, None)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            "`source` must be a dataset name, a folder or an (images, labels) pair; "
+            f"received source={source!r}."
+        )
+    source = os.fspath(source)
+    if source == "fashion_mnist":
+        return _load_fashion_mnist(split, data_dir, image_size, take)
+    path = os.path.expanduser(source)
+    if os.path.isdir(path):
+        return _from_folder(path, split, image_size, take, stats_examples)
+    if os.sep in source or source.startswith((".", "~")):
+        raise FileNotFoundError(f"Image folder {path} does not exist.")
+    return _from_tfds(source, split, data_dir, image_size, take, stats_examples)

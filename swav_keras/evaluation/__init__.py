@@ -1,0 +1,14 @@
+"""Evaluation of learnt features: kNN and linear probes on frozen encoders or raw pixels."""
+
+from swav_keras.evaluation.features import extract_features, pixel_features
+from swav_keras.evaluation.knn import knn_accuracy, knn_classify
+from swav_keras.evaluation.linear_probe import linear_probe, top_k_accuracy
+
+__all__ = [
+    "extract_features",
+    "knn_accuracy",
+    "knn_classify",
+    "linear_probe",
+    "pixel_features",
+    "top_k_accuracy",
+]

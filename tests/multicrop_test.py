@@ -1,0 +1,338 @@
+"""Tests of the multi-crop augmentation: boxes, crops, colour, seeds, datasets, `fit`, errors."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from swav_keras.data import MultiCrop, augment, multicrop_dataset, sample_crop_boxes
+
+PLAIN = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale_probability=0.0,
+             blur_probability=0.0)
+
+
+def images(batch=4, size=32, channels=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (batch, size, size, channels)).astype("uint8")
+
+
+def small(**kwargs):
+    config = dict(num_crops=(2, 3), crop_sizes=(16, 8), min_scales=(0.3, 0.05),
+                  max_scales=(1.0, 0.3))
+    config.update(kwargs)
+    return MultiCrop(**config)
+
+
+def numpy(crops):
+    return [np.asarray(c) for c in crops]
+
+
+def test_shapes_counts_and_group_order():
+    crops = small(seed=0)(images(batch=5))
+    assert [tuple(c.shape) for c in crops] == [(5, 16, 16, 3)] * 2 + [(5, 8, 8, 3)] * 3
+    assert all(c.dtype == tf.float32 for c in crops)
+    low_first = MultiCrop((1, 2), (6, 12), (0.1, 0.5), (0.3, 1.0), seed=0)(images())
+    assert [c.shape[1] for c in low_first] == [6, 12, 12]
+    assert small().num_views == 5
+
+
+def test_box_scale_and_aspect_ranges():
+    boxes = sample_crop_boxes([1, 2], 20_000, 1000, 1000, scale=(0.05, 0.3)).numpy()
+    top, left, h, w = boxes.T
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= 1000).all() and (left + w <= 1000).all()
+    area = h * w / 1e6
+    assert area.min() > 0.0495 and area.max() < 0.302  # sides are rounded to pixels
+    # Area fraction uniform in [0.05, 0.3], log aspect uniform in [log 3/4, log 4/3].
+    np.testing.assert_allclose(np.quantile(area, [0.25, 0.5, 0.75]),
+                               [0.1125, 0.175, 0.2375], atol=0.005)
+    log_aspect = np.log(w / h)
+    assert np.abs(log_aspect).max() < math.log(4 / 3) + 0.01
+    np.testing.assert_allclose(np.quantile(log_aspect, [0.25, 0.5, 0.75]),
+                               np.array([-0.5, 0.0, 0.5]) * math.log(4 / 3), atol=0.01)
+    # Positions uniform over the free range.
+    assert abs(np.mean(top / (1000 - h)) - 0.5) < 0.01
+
+
+def test_box_fallback_is_central_crop_with_clamped_aspect():
+    # No draw of area >= 90% of a 100x10 image fits with aspect >= 3/4: torchvision falls back.
+    boxes = sample_crop_boxes([0, 0], 50, 100, 10, scale=(0.9, 1.0)).numpy()
+    np.testing.assert_array_equal(boxes, np.tile([[43, 0, 13, 10]], (50, 1)))
+    boxes = sample_crop_boxes([0, 0], 50, 10, 100, scale=(0.9, 1.0)).numpy()
+    np.testing.assert_array_equal(boxes, np.tile([[0, 43, 10, 13]], (50, 1)))
+
+
+def test_crop_samples_like_torchvision_resize():
+    # A full-image box (scale 1) is a plain bilinear resize with half-pixel centres.
+    x = images(batch=3, size=20, channels=1).astype("float32")
+    crops = augment.resized_crops(x, [3, 4], 2, 7, scale=(1.0, 1.0), flip=False)
+    expected = tf.image.resize(x, [7, 7], antialias=False).numpy()
+    np.testing.assert_allclose(crops.numpy(), np.concatenate([expected, expected]), atol=1e-3)
+    flipped = augment.resized_crops(x, [3, 4], 64, 7, scale=(1.0, 1.0), flip=True).numpy()
+    is_flip = [np.allclose(c, expected[i % 3, :, ::-1], atol=1e-3) for i, c in enumerate(flipped)]
+    is_same = [np.allclose(c, expected[i % 3], atol=1e-3) for i, c in enumerate(flipped)]
+    assert all(a or b for a, b in zip(is_flip, is_same, strict=True))
+    assert 64 < sum(is_flip) < 128  # of 192
+
+
+def test_each_crop_of_each_image_is_drawn_independently():
+    same = np.repeat(images(batch=1, size=24), 8, axis=0)
+    for crop in numpy(small(seed=0)(same)):
+        flat = crop.reshape(8, -1)
+        distances = np.abs(flat[:, None] - flat[None]).sum(-1)
+        assert (distances[~np.eye(8, dtype=bool)] > 0).all()
+    crops = numpy(small(seed=0)(same))
+    assert not np.array_equal(crops[0], crops[1])
+
+
+def test_seeds_make_crops_reproducible():
+    x = images()
+    first, again = numpy(small(seed=7)(x)), numpy(small(seed=7)(x))
+    other = numpy(small(seed=8)(x))
+    for a, b, c in zip(first, again, other, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+    explicit = numpy(small()(x, seed=[5, 6]))
+    np.testing.assert_array_equal(explicit[2], numpy(small(seed=1)(x, seed=[5, 6]))[2])
+    fresh = [numpy(small()(x))[0] for _ in range(2)]
+    assert not np.array_equal(*fresh)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_range_dtype_and_channels(channels):
+    x = images(batch=16, channels=channels)
+    for crop in small(seed=0, hue=0.5)(x):
+        crop = np.asarray(crop)
+        assert crop.dtype == np.float32 and crop.shape[-1] == channels
+        assert crop.min() >= 0.0 and crop.max() <= 255.0 and crop.max() > 200.0
+    # Raw pixel scale in, raw pixel scale out; uint8 and float inputs agree.
+    white = np.full((2, 10, 10, channels), 255, "uint8")
+    for crop in small(seed=0, **PLAIN)(white):
+        np.testing.assert_allclose(np.asarray(crop), 255.0, atol=1e-3)
+    as_float = numpy(small(seed=3)(x.astype("float32")))
+    for a, b in zip(numpy(small(seed=3)(x)), as_float, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_grayscale_and_jitter_probabilities():
+    x = images(batch=400, size=8).astype("float32") / 255.0
+    gray = augment.random_grayscale(x, [0, 1], 1.0).numpy()
+    luma = (x * [0.299, 0.587, 0.114]).sum(-1)
+    np.testing.assert_allclose(gray, np.repeat(luma[..., None], 3, -1), atol=1e-5)
+    some = augment.random_grayscale(x, [0, 1], 0.2).numpy()
+    assert 0.13 < np.mean(np.ptp(some, axis=-1).max((1, 2)) == 0) < 0.27
+    jittered = augment.color_jitter(x, [0, 2], brightness=0.4, probability=0.8).numpy()
+    changed = np.abs(jittered - x).max((1, 2, 3)) > 1e-6
+    assert 0.73 < changed.mean() < 0.87
+    ratio = jittered[changed].sum((1, 2, 3)) / x[changed].sum((1, 2, 3))
+    assert ratio.min() > 0.59 and ratio.max() < 1.41
+
+
+def test_contrast_keeps_the_mean_and_hue_rotates_colours():
+    x = np.random.default_rng(0).uniform(0.3, 0.7, (50, 6, 6, 3)).astype("float32")
+    out = augment.color_jitter(x, [1, 1], contrast=0.5).numpy()
+    luma = lambda im: (im * [0.299, 0.587, 0.114]).sum(-1).mean((1, 2))  # noqa: E731
+    np.testing.assert_allclose(luma(out), luma(x), atol=1e-5)
+    red = np.zeros((64, 4, 4, 3), "float32")
+    red[..., 0] = 1.0
+    shifted = augment.color_jitter(red, [1, 2], hue=0.5).numpy()
+    assert shifted[..., 1:].max() > 0.9  # some reds became other colours
+    np.testing.assert_allclose(shifted.max(-1), 1.0, atol=1e-5)  # value is kept
+
+
+def test_blur_smooths_and_keeps_constants():
+    x = images(batch=64, size=12).astype("float32") / 255.0
+    blurred = augment.gaussian_blur(x, [0, 3], 1.0, sigma=(1.0, 2.0)).numpy()
+    assert (blurred.std((1, 2)) < x.std((1, 2))).all()
+    np.testing.assert_allclose(blurred.mean(), x.mean(), atol=0.01)
+    flat = np.full((4, 9, 9, 1), 0.25, "float32")
+    np.testing.assert_allclose(augment.gaussian_blur(flat, [0, 3], 1.0), flat, atol=1e-6)
+    half = augment.gaussian_blur(x, [0, 4], 0.5).numpy()
+    unchanged = np.abs(half - x).max((1, 2, 3)) < 1e-6
+    assert 16 < unchanged.sum() < 48
+
+
+def numpy_blur(x, kernel):
+    """Separable blur with reflect padding, one kernel per image, in float64 NumPy."""
+    radius = kernel.shape[1] // 2
+    padded = np.pad(x.astype("float64"), ((0, 0), (radius,) * 2, (radius,) * 2, (0, 0)), "reflect")
+    h, w = x.shape[1:3]
+    out = []
+    for k, image in zip(kernel, padded, strict=True):
+        rows = sum(k[t] * image[t:t + h] for t in range(len(k)))
+        out.append(sum(k[t] * rows[:, t:t + w] for t in range(len(k))))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("size", [12, 70])  # banded matmul and depthwise-convolution paths
+def test_blur_matches_numpy_reference_and_skips_empty_batches(size):
+    rng = np.random.default_rng(size)
+    x = rng.uniform(0, 1, (3, size, size, 2)).astype("float32")
+    kernel = rng.uniform(0, 1, (3, 13)).astype("float32")
+    kernel /= kernel.sum(1, keepdims=True)
+    blurred = augment._separable_blur(tf.constant(x), tf.constant(kernel), 6).numpy()
+    np.testing.assert_allclose(blurred, numpy_blur(x, kernel), atol=1e-5)
+    none = augment.gaussian_blur(x, [0, 0], 1e-9)  # no image drawn: an empty partition
+    np.testing.assert_array_equal(none.numpy(), x)
+
+
+def fashion_like(n=40, size=20):
+    return tf.data.Dataset.from_tensor_slices(
+        (images(batch=n, size=size, channels=1), np.arange(n, dtype="int64"))
+    )
+
+
+def as_lists(dataset):
+    return [numpy(element[0]) for element in dataset]
+
+
+def test_dataset_elements_batches_and_determinism():
+    ds = multicrop_dataset(fashion_like(), small(), batch_size=8, seed=1)
+    (crops,) = ds.element_spec
+    assert [tuple(c.shape) for c in crops] == [(8, 16, 16, 1)] * 2 + [(8, 8, 8, 1)] * 3
+    epoch1, epoch2 = as_lists(ds), as_lists(ds)
+    assert len(epoch1) == 5
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])  # epochs differ
+    again = as_lists(multicrop_dataset(fashion_like(), small(), batch_size=8, seed=1))
+    serial = multicrop_dataset(fashion_like(), small(), batch_size=8, seed=1)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    for other in (again, as_lists(serial.with_options(options))):
+        for a, b in zip(epoch1, other, strict=True):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
+    different = as_lists(multicrop_dataset(fashion_like(), small(), batch_size=8, seed=2))
+    assert not np.array_equal(epoch1[0][0], different[0][0])
+
+
+def test_dataset_inputs_remainder_and_repeat():
+    plain = np.asarray(images(batch=10, size=12, channels=1))[..., 0]  # [N, H, W] array
+    assert len(as_lists(multicrop_dataset(plain, small(), 4))) == 2
+    kept = as_lists(multicrop_dataset(plain, small(), 4, drop_remainder=False))
+    assert [len(b[0]) for b in kept] == [4, 4, 2]
+    endless = multicrop_dataset(plain, small(), 4, repeat=True, shuffle_buffer=0)
+    assert len(as_lists(endless.take(7))) == 7
+    dicts = tf.data.Dataset.from_tensor_slices({"image": images(batch=6), "label": np.zeros(6)})
+    assert len(as_lists(multicrop_dataset(dicts, small(), 3))) == 2
+
+
+def test_dataset_of_images_of_different_sizes():
+    sizes = [(40, 30), (18, 50), (33, 33), (60, 20)] * 2
+
+    def generate():
+        for i, (h, w) in enumerate(sizes):
+            yield np.full((h, w, 3), 10 * i, "uint8")
+
+    spec = tf.TensorSpec((None, None, 3), tf.uint8)
+    ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    make = lambda: multicrop_dataset(ds, small(**PLAIN), 4, shuffle_buffer=0, seed=3)  # noqa: E731
+    batches = as_lists(make())
+    assert [b[0].shape for b in batches] == [(4, 16, 16, 3)] * 2
+    assert [b[4].shape for b in batches] == [(4, 8, 8, 3)] * 2
+    # Plain crops of constant images keep each image's value, in dataset order.
+    np.testing.assert_allclose(batches[1][3][:, 0, 0, 0], [40, 50, 60, 70], atol=1e-3)
+    for a, b in zip(batches[0], as_lists(make())[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+class MeanOfCrops(keras.Model):
+    """A model whose loss is the mean of its (squared) outputs over all crops."""
+
+    def __init__(self):
+        super().__init__()
+        self.rescale = keras.layers.Rescaling(1 / 255)  # raw pixels in, as the real encoder
+        self.conv = keras.layers.Conv2D(4, 3)
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, crops):
+        features = [self.pool(self.conv(self.rescale(c))) for c in crops]
+        return keras.ops.concatenate([self.dense(f) for f in features], 0)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return keras.ops.mean(keras.ops.square(y_pred - 1.0))
+
+
+def test_dataset_feeds_fit_on_the_active_backend():
+    keras.utils.set_random_seed(0)
+    model = MeanOfCrops()
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    ds = multicrop_dataset(fashion_like(n=16), small(), batch_size=8, seed=0)
+    history = model.fit(ds, epochs=2, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert len(losses) == 2 and np.isfinite(losses).all() and losses[1] < losses[0]
+
+
+def test_config_round_trip():
+    multicrop = small(seed=3, jitter_strength=0.5, flip=False)
+    config = multicrop.get_config()
+    assert config["num_crops"] == (2, 3) and config["seed"] == 3 and config["flip"] is False
+    assert MultiCrop.from_config(config).get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(multicrop))
+    assert isinstance(restored, MultiCrop) and restored.get_config()["max_scales"] == (1.0, 0.3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(crop_sizes=(224,)), ValueError,
+         "`crop_sizes` must have one entry per group of `num_crops` (2); "
+         "received crop_sizes=(224,)."),
+        (dict(min_scales=(0.14,)), ValueError,
+         "`min_scales` must have one entry per group of `num_crops` (2); "
+         "received min_scales=(0.14,)."),
+        (dict(max_scales=(1.0, 0.14, 0.1)), ValueError,
+         "`max_scales` must have one entry per group of `num_crops` (2); "
+         "received max_scales=(1.0, 0.14, 0.1)."),
+        (dict(max_scales=(1.5, 0.14)), ValueError,
+         "`max_scales` must hold numbers in (0, 1]; received max_scales=(1.5, 0.14)."),
+        (dict(min_scales=(0.0, 0.05)), ValueError,
+         "`min_scales` must hold numbers in (0, 1]; received min_scales=(0.0, 0.05)."),
+        (dict(min_scales=(0.14, 0.5)), ValueError,
+         "`min_scales` must not exceed `max_scales` in any group; "
+         "received min_scales=(0.14, 0.5), max_scales=(1.0, 0.14)."),
+        (dict(min_scales="small"), TypeError,
+         "`min_scales` must be a sequence of numbers; received min_scales='small'."),
+        (dict(crop_sizes=(224, 0)), ValueError,
+         "`crop_sizes` must hold integers >= 1; received crop_sizes=(224, 0)."),
+        (dict(num_crops=(2, -1)), ValueError,
+         "`num_crops` must hold integers >= 1; received num_crops=(2, -1)."),
+        (dict(num_crops=()), ValueError,
+         "`num_crops` must hold at least 1 integer(s); received num_crops=()."),
+        (dict(jitter_probability=1.5), ValueError,
+         "`jitter_probability` must be <= 1.0; received jitter_probability=1.5."),
+        (dict(brightness=-0.1), ValueError,
+         "`brightness` must be >= 0.0; received brightness=-0.1."),
+        (dict(hue=0.3, jitter_strength=2.0), ValueError,
+         "`hue` times `jitter_strength` must be <= 0.5; received hue=0.3, jitter_strength=2.0."),
+        (dict(blur_sigma=(2.0, 0.1)), ValueError,
+         "`blur_sigma` must be a (low, high) pair of positive numbers with low <= high; "
+         "received blur_sigma=(2.0, 0.1)."),
+        (dict(flip=1), TypeError, "`flip` must be a bool; received flip=1."),
+        (dict(seed=-1), ValueError, "`seed` must be an integer >= 0; received seed=-1."),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error) as info:
+        MultiCrop(**kwargs)
+    assert str(info.value) == message
+
+
+def test_bad_call_and_dataset_arguments():
+    with pytest.raises(ValueError) as info:
+        small()(np.zeros((8, 8, 3), "uint8"))
+    assert str(info.value) == (
+        "`images` must be a batch [batch, height, width, channels] with 1 or 3 channels; "
+        "received images.shape=(8, 8, 3)."
+    )
+    with pytest.raises(ValueError) as info:
+        small()(np.zeros((2, 8, 8, 4), "uint8"))
+    assert str(info.value).endswith("received images.shape=(2, 8, 8, 4).")
+    with pytest.raises(ValueError) as info:
+        multicrop_dataset(fashion_like(), small(), batch_size=0)
+    assert str(info.value) == "`batch_size` must be a positive integer; received batch_size=0."
+    with pytest.raises(TypeError) as info:
+        multicrop_dataset(fashion_like(), "multicrop", batch_size=8)
+    assert str(info.value) == "`multicrop` must be a MultiCrop; received multicrop='multicrop'."

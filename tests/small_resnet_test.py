@@ -1,0 +1,185 @@
+"""Tests of `swav_keras.backbones.SmallResNet`: shapes, size, normalisation, saving, errors."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from swav_keras.backbones.small_resnet import SmallResNet
+
+
+def _images(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, shape).astype("float32")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_shape_any_size_and_channels(channels):
+    model = SmallResNet(width=2, input_shape=(None, None, channels))
+    assert model.output_shape == (None, 16)
+    assert model.name == "small_resnet"
+    for size in [(28, 28), (14, 14), (32, 32), (7, 9), (1, 1)]:
+        features = model(_images((2, *size, channels)), training=False)
+        features = keras.ops.convert_to_numpy(features)
+        assert features.shape == (2, 16)
+        assert np.all(np.isfinite(features)) and np.all(features >= 0)  # pooled after a ReLU
+
+
+def test_fixed_input_size_and_stage_resolutions():
+    model = SmallResNet(width=2, input_shape=(28, 28, 1))
+    # 3x3 stride-1 stem and no max-pool: 28 -> 28, 14, 7, 4 (ceil, as torchvision's padding 1).
+    for stage, size in zip(range(2, 6), (28, 14, 7, 4)):
+        output = model.get_layer(f"conv{stage}_block2_out").output
+        assert output.shape == (None, size, size, 2 ** (stage - 1))
+    assert model.get_layer("avg_pool").output.shape == (None, 16)
+
+
+def _torchvision_resnet18_parameters(width=64, channels=3):
+    """torchvision resnet18 without its fc and with a 3x3 stem, counted from layer shapes."""
+
+    def conv(k, cin, cout):
+        return k * k * cin * cout
+
+    def bn(c):
+        return 2 * c  # weight and bias; running statistics are buffers, not parameters
+
+    count = conv(3, channels, width) + bn(width)
+    cin = width
+    for cout in (width, 2 * width, 4 * width, 8 * width):
+        for block in range(2):
+            count += conv(3, cin, cout) + bn(cout) + conv(3, cout, cout) + bn(cout)
+            if block == 0 and cin != cout:  # downsample: 1x1 conv + BN
+                count += conv(1, cin, cout) + bn(cout)
+            cin = cout
+    return count
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    keras.utils.set_random_seed(0)
+    return SmallResNet(width=64)
+
+
+def test_parameter_count_matches_torchvision_resnet18(resnet18):
+    expected = _torchvision_resnet18_parameters()
+    # torchvision's resnet18 has 11,689,512 parameters: minus fc (512 * 1000 + 1000) and the
+    # 7x7 stem (7 * 7 * 3 * 64) plus a 3x3 one (3 * 3 * 3 * 64).
+    assert expected == 11_689_512 - 513_000 - 9_408 + 1_728
+    model = resnet18
+    trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
+    assert trainable == expected
+    batchnorm_channels = sum(
+        layer.gamma.shape[0]
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    assert model.count_params() == expected + 2 * batchnorm_channels  # moving mean, variance
+    assert model.output_shape[-1] == 512
+
+
+def test_pytorch_batchnorm_and_initialisation(resnet18):
+    model = resnet18
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 1 + 16 + 3
+    assert not any(layer.use_bias for layer in convs)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert (layer.momentum, layer.epsilon) == (0.9, 1e-5)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv5_block2_2_conv").kernel)
+    # He-normal fan_out: std = sqrt(2 / (3 * 3 * 512)), untruncated.
+    assert kernel.std() == pytest.approx(math.sqrt(2 / (9 * 512)), rel=0.01)
+    assert np.abs(kernel).max() > 3 * kernel.std()
+
+
+def test_normalisation_layer_takes_raw_pixels():
+    mean, std = [120.0, 100.0, 80.0], [60.0, 50.0, 40.0]
+    keras.utils.set_random_seed(1)
+    normalised = SmallResNet(width=2, mean=mean, std=std)
+    plain = SmallResNet(width=2)
+    plain.set_weights(normalised.get_weights())
+    assert normalised.layers[1].name == "normalization"
+    raw = _images((3, 12, 12, 3))
+    scaled = (raw - np.array(mean, "float32")) / np.array(std, "float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(normalised(raw, training=False)),
+        keras.ops.convert_to_numpy(plain(scaled, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # And the layer does something: the plain model on raw pixels differs.
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(plain(raw, training=False)),
+        keras.ops.convert_to_numpy(normalised(raw, training=False)),
+        atol=1e-3,
+    )
+
+
+def test_keras_file_roundtrip(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = SmallResNet(width=2, input_shape=(None, None, 1), mean=[72.9], std=[90.0])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(_images((8, 16, 16, 1)), np.ones((8, 16), "float32"), verbose=0)
+    path = os.path.join(tmp_path, "encoder.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.name == "small_resnet"
+    images = _images((4, 20, 20, 1), seed=3)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(images, training=False)),
+        keras.ops.convert_to_numpy(model(images, training=False)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"width": 0}, ValueError, "`width` must be a positive integer; received width=0."),
+        ({"width": 2.5}, TypeError, "`width` must be an integer; received width=2.5."),
+        (
+            {"input_shape": (None, None)},
+            ValueError,
+            "`input_shape` must be a tuple (height, width, channels) of positive integers, "
+            "height and width may be None; received input_shape=(None, None).",
+        ),
+        (
+            {"input_shape": (32, 32, None)},
+            ValueError,
+            "`input_shape` must be a tuple (height, width, channels) of positive integers, "
+            "height and width may be None; received input_shape=(32, 32, None).",
+        ),
+        (
+            {"input_shape": (0, 32, 3)},
+            ValueError,
+            "`input_shape` must be a tuple (height, width, channels) of positive integers, "
+            "height and width may be None; received input_shape=(0, 32, 3).",
+        ),
+        (
+            {"mean": [0.5], "std": [0.2, 0.2, 0.2]},
+            ValueError,
+            "`mean` must be a sequence of 3 number(s), one per input channel; "
+            "received mean=[0.5].",
+        ),
+        (
+            {"mean": [0.5] * 3, "std": 0.2},
+            ValueError,
+            "`std` must be a sequence of 3 number(s), one per input channel; received std=0.2.",
+        ),
+        (
+            {"mean": [0.5] * 3, "std": [0.2, 0.0, 0.2]},
+            ValueError,
+            "`std` must hold positive numbers; received std=[0.2, 0.0, 0.2].",
+        ),
+        (
+            {"mean": [0.5] * 3},
+            ValueError,
+            "`std` must be given together with `mean`; received std=None.",
+        ),
+    ],
+)
+def test_error_messages(kwargs, error, message):
+    with pytest.raises(error) as info:
+        SmallResNet(**kwargs)
+    assert str(info.value) == message
