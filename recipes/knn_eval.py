@@ -21,15 +21,19 @@ from absl import app, flags
 from recipes.features import compute_features, load_split
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("encoder", "pixels", "A .keras encoder, or 'pixels' for raw pixels.")
-flags.DEFINE_string("dataset", "fashion_mnist", "Dataset of the evaluation (train and test).")
-flags.DEFINE_string("data_dir", None, "Folder of the data.")
-flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
-flags.DEFINE_integer("knn_k", 20, "Neighbours per test image; 10-200 all work, 20 is standard.")
-flags.DEFINE_float(
-    "knn_temperature", 0.07,
-    "Temperature of the weighted vote; lower trusts the nearest neighbours more.",
-)
+
+
+def define_flags():
+    """Defines the recipe's flags (called by the program, not at import)."""
+    flags.DEFINE_string("encoder", "pixels", "A .keras encoder, or 'pixels' for raw pixels.")
+    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to evaluate on (train, test).")
+    flags.DEFINE_string("data_dir", None, "Folder of the data.")
+    flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+    flags.DEFINE_integer("knn_k", 20, "Neighbours per test image; 10-200 work, 20 is standard.")
+    flags.DEFINE_float(
+        "knn_temperature", 0.07,
+        "Temperature of the weighted vote; lower trusts the nearest neighbours more.",
+    )
 
 
 def knn_eval(representation, dataset="fashion_mnist", data_dir=None, train_examples=None,
@@ -58,4 +62,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

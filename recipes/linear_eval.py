@@ -20,20 +20,23 @@ from absl import app, flags
 from recipes.features import compute_features, load_split
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("encoder", "pixels", "A .keras encoder, or 'pixels' for raw pixels.")
-flags.DEFINE_string("dataset", "fashion_mnist", "Dataset of the evaluation (train and test).")
-flags.DEFINE_string("data_dir", None, "Folder of the data.")
-flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
-flags.DEFINE_integer(
-    "linear_epochs", 100,
-    "Epochs of the classifier; 100 as the original, 20-30 is within a few tenths on CPU.",
-)
-flags.DEFINE_float(
-    "linear_learning_rate", 0.3,
-    "Initial learning rate (cosine-decayed); features are standardised, so 0.1-1 all work.",
-)
-flags.DEFINE_float("linear_weight_decay", 1e-6, "Coupled (L2) weight decay.")
 
+
+def define_flags():
+    """Defines the recipe's flags (called by the program, not at import)."""
+    flags.DEFINE_string("encoder", "pixels", "A .keras encoder, or 'pixels' for raw pixels.")
+    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to evaluate on (train, test).")
+    flags.DEFINE_string("data_dir", None, "Folder of the data.")
+    flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+    flags.DEFINE_integer(
+        "linear_epochs", 100,
+        "Epochs of the classifier; 100 as the original, 20-30 is within a few tenths on CPU.",
+    )
+    flags.DEFINE_float(
+        "linear_learning_rate", 0.3,
+        "Initial learning rate (cosine-decayed); features are standardised, so 0.1-1 all work.",
+    )
+    flags.DEFINE_float("linear_weight_decay", 1e-6, "Coupled (L2) weight decay.")
 
 def linear_eval(representation, dataset="fashion_mnist", data_dir=None, train_examples=None,
                 epochs=100, learning_rate=0.3, weight_decay=1e-6, verbose="auto"):
@@ -62,4 +65,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -110,5 +110,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    pretrain_recipe.define_flags()
     flags.FLAGS.set_default("workdir", "runs/fashion_mnist")
     app.run(main)

@@ -33,16 +33,22 @@ from absl import app, flags
 from recipes import configs
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "fashion_mnist", f"One of {sorted(configs.CONFIGS)}.")
-flags.DEFINE_string("workdir", "runs/pretrain", "Where checkpoints, logs and encoder go.")
-flags.DEFINE_string("data_dir", None, "Folder of the data (idx files, or tfds's data_dir).")
-flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and crops.")
-flags.DEFINE_bool(
-    "resume", True,
-    "Continue from `<workdir>/backup` when it exists (rerunning the same command resumes). "
-    "With --noresume an existing run in the workdir is an error, never overwritten.",
-)
+
+
+def define_flags():
+    """Defines the recipe's flags (called by the programs, not at import)."""
+    flags.DEFINE_string("config", "fashion_mnist", f"One of {sorted(configs.CONFIGS)}.")
+    flags.DEFINE_string("workdir", "runs/pretrain", "Where checkpoints, logs and encoder go.")
+    flags.DEFINE_string("data_dir", None, "Folder of the data (idx files, or tfds's data_dir).")
+    flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+    flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and crops.")
+    flags.DEFINE_bool(
+        "resume", True,
+        "Continue from `<workdir>/backup` when it exists (rerunning the same command "
+        "resumes). With --noresume an existing run in the workdir is an error, never "
+        "overwritten.",
+    )
+    define_config_flags()
 
 
 def define_config_flags():
@@ -234,6 +240,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
                    plot_prototype_neighbours)
     return {
         "encoder_path": encoder_path,
+        "model": model,
         "history": history.history,
         "epochs": config.epochs,
         "steps_per_epoch": steps_per_epoch,
@@ -269,7 +276,6 @@ def main(argv):
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")
 
 
-define_config_flags()
-
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

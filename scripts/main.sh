@@ -6,5 +6,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
+export KERAS_BACKEND="${KERAS_BACKEND:-tensorflow}"
 exec python -m recipes.main "$@"

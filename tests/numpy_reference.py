@@ -22,6 +22,14 @@ def sinkhorn(scores, epsilon=0.05, iterations=3):
     return q.T
 
 
+def _codes(out, queue_scores, j, epsilon, iterations):
+    """Codes of one assignment crop; the queue (if any) is prepended, then dropped."""
+    bs = out.shape[0]
+    if queue_scores is not None:
+        out = np.concatenate([np.asarray(queue_scores[j], np.float64), out])
+    return sinkhorn(out, epsilon, iterations)[-bs:]
+
+
 def log_softmax(x):
     x = np.asarray(x, np.float64)
     shifted = x - x.max(axis=1, keepdims=True)
@@ -41,11 +49,7 @@ def swav_loss(
     num_crops = len(crop_scores)
     loss = 0.0
     for j, crop_id in enumerate(crops_for_assign):
-        out = crop_scores[crop_id]
-        bs = out.shape[0]
-        if queue_scores is not None:
-            out = np.concatenate([np.asarray(queue_scores[j], np.float64), out])
-        q = sinkhorn(out, epsilon, iterations)[-bs:]
+        q = _codes(crop_scores[crop_id], queue_scores, j, epsilon, iterations)
         subloss = 0.0
         for v in np.delete(np.arange(num_crops), crop_id):
             x = crop_scores[v] / temperature
@@ -67,11 +71,8 @@ def swav_loss_gradient(
     num_crops = len(crop_scores)
     grads = [np.zeros_like(s) for s in crop_scores]
     for j, crop_id in enumerate(crops_for_assign):
-        out = crop_scores[crop_id]
-        bs = out.shape[0]
-        if queue_scores is not None:
-            out = np.concatenate([np.asarray(queue_scores[j], np.float64), out])
-        q = sinkhorn(out, epsilon, iterations)[-bs:]
+        q = _codes(crop_scores[crop_id], queue_scores, j, epsilon, iterations)
+        bs = q.shape[0]
         for v in np.delete(np.arange(num_crops), crop_id):
             p = np.exp(log_softmax(crop_scores[v] / temperature))
             g = (p * q.sum(axis=1, keepdims=True) - q) / (temperature * bs)

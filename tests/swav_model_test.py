@@ -6,7 +6,7 @@ import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-from swav_keras import SwAV
+from swav_keras import SwAV, sinkhorn
 
 
 def tiny_encoder(channels=1, width=8, seed=0):
@@ -297,3 +297,26 @@ def test_crops_with_different_batch_sizes_are_rejected():
         "All crops must hold the same images, so the same batch size; received batch sizes "
         "[8, 6, 8, 8] for crops 0..3."
     ) in str(info.value)
+
+
+@pytest.mark.parametrize("policy,tolerance", [("mixed_float16", 1e-3), ("mixed_bfloat16", 1e-2)])
+def test_mixed_precision_codes_match_float32_codes(policy, tolerance):
+    # The same weights under float32 and under a mixed policy. Sinkhorn adds no error of its
+    # own (its input scores are float32); what differs is the encoder's low-precision
+    # arithmetic: float16 keeps the codes within 1e-3, bfloat16's 8-bit mantissa within 1e-2.
+    crops = random_crops(batch=32)
+    reference = make_model()
+    scores32 = keras.ops.convert_to_numpy(reference(crops, training=False)["scores"][0])
+    weights = reference.get_weights()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = make_model()
+        model(crops, training=False)
+        model.set_weights(weights)
+        scores = keras.ops.convert_to_numpy(model(crops, training=False)["scores"][0])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert scores.dtype == np.float32
+    codes = keras.ops.convert_to_numpy(sinkhorn(scores))
+    np.testing.assert_allclose(codes, ref.sinkhorn(scores), atol=1e-5)
+    np.testing.assert_allclose(codes, ref.sinkhorn(scores32), atol=tolerance)

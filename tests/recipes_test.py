@@ -1,0 +1,94 @@
+"""End-to-end recipe runs on a small real subset of Fashion-MNIST: pretrain, kNN, resume."""
+
+import csv
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from recipes import configs
+from recipes.knn_eval import knn_eval
+from recipes.pretrain import pretrain
+
+TINY = dict(
+    width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
+    num_crops=(2, 2), crop_sizes=(28, 14), freeze_prototypes_steps=2, queue_length=1024,
+    queue_start_epoch=0, epochs=1, warmup_epochs=0.0,
+)
+
+
+def _config(**changes):
+    return configs.get_config("fashion_mnist", **{**TINY, **changes})
+
+
+def _epochs_in_csv(workdir):
+    with open(os.path.join(workdir, "training_log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_pretrain_then_knn_on_real_images(tmp_path):
+    workdir = str(tmp_path / "run")
+    result = pretrain(_config(), workdir, train_examples=512, seed=1, verbose=0)
+    for name in ("encoder.keras", "config.json", "training_log.csv", "multicrops.png",
+                 "training_curves.png", "prototype_neighbours.png"):
+        assert os.path.isfile(os.path.join(workdir, name)), name
+    assert np.isfinite(result["history"]["loss"]).all()
+    encoder = keras.models.load_model(result["encoder_path"])
+    raw = np.full((2, 28, 28, 1), 128.0, "float32")  # raw pixels in: normalisation inside
+    assert encoder(raw).shape == (2, 32)
+    scores = knn_eval(result["encoder_path"], train_examples=2000, k=20, verbose=0)
+    assert scores["weighted"] > 0.4  # chance is 0.1
+
+
+def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
+    workdir = str(tmp_path / "run")
+    first = pretrain(_config(epochs=1), workdir, train_examples=512, verbose=0)
+    steps = first["steps_per_epoch"]
+    assert steps == 8
+    model = first["model"]
+    assert int(keras.ops.convert_to_numpy(model.queue.filled)) == steps * 64 == 512
+    # Rerunning the same command with more epochs continues from epoch 2.
+    second = pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0)
+    model = second["model"]
+    assert len(second["history"]["loss"]) == 1  # only the second epoch ran
+    assert _epochs_in_csv(workdir) == [0, 1]
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * steps
+    assert int(keras.ops.convert_to_numpy(model.step)) == 2 * steps
+    # The queue kept its first epoch: without the restore it would hold 512 embeddings.
+    assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 1024
+
+
+def test_noresume_never_overwrites_a_run(tmp_path):
+    workdir = str(tmp_path / "run")
+    pretrain(_config(), workdir, train_examples=128, verbose=0)
+    before = os.path.getmtime(os.path.join(workdir, "encoder.keras"))
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(), workdir, train_examples=128, resume=False, verbose=0)
+    assert "already holds a run" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(num_prototypes=30), workdir, train_examples=128, verbose=0)
+    assert "fields ['num_prototypes'] differ" in str(info.value)
+    assert os.path.getmtime(os.path.join(workdir, "encoder.keras")) == before
+
+
+def test_unknown_config_and_fields():
+    with pytest.raises(ValueError) as info:
+        configs.get_config("mnist")
+    assert str(info.value).startswith("`config` must be one of ['cifar10', 'fashion_mnist'")
+    with pytest.raises(ValueError) as info:
+        configs.get_config("fashion_mnist", learning_rate=1.0)
+    assert str(info.value).startswith("Unknown configuration fields ['learning_rate']")
+
+
+def test_imagenet_configs_carry_the_original_values():
+    big = configs.get_config("imagenet_resnet50_800ep")
+    assert (big.batch_size, big.base_learning_rate, big.final_learning_rate) == (4096, 4.8, 0.0048)
+    assert (big.warmup_epochs, big.warmup_start_learning_rate) == (10.0, 0.3)
+    assert (big.num_crops, big.crop_sizes) == ((2, 6), (224, 96))
+    assert (big.min_scales, big.max_scales) == ((0.14, 0.05), (1.0, 0.14))
+    assert (big.num_prototypes, big.epsilon, big.sinkhorn_iterations) == (3000, 0.05, 3)
+    assert big.freeze_prototypes_steps == 313 and big.sync_batchnorm and big.mixed_precision
+    small = configs.get_config("imagenet_resnet50_bs256")
+    assert (small.batch_size, small.base_learning_rate, small.queue_length) == (256, 0.6, 3840)
+    assert (small.queue_start_epoch, small.freeze_prototypes_steps) == (15, 5005)
