@@ -57,6 +57,15 @@ def test_csv_with_missing_validation_epochs(tmp_path):
     assert _size(plot_training_curves(log, str(tmp_path / "c.png"))) == (_PANEL_H, _PANEL_W)
 
 
+def test_metric_without_any_value_is_not_drawn(tmp_path):
+    # A CSVLogger writes val_* columns as "NA" on every epoch when fit has no validation data.
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,val_acc\n0,3.0,NA\n1,2.5,NA\n")
+    assert _size(plot_training_curves(log, str(tmp_path / "c.png"))) == (_PANEL_H, _PANEL_W)
+    with pytest.raises(ValueError, match="must name logged metrics \\(loss\\)"):
+        plot_training_curves(log, str(tmp_path / "x.png"), metrics=["val_acc"])
+
+
 def _error(history, **kwargs):
     with pytest.raises((ValueError, TypeError)) as info:
         plot_training_curves(history, "/nonexistent/never_written.png", **kwargs)

@@ -22,7 +22,8 @@ def plot_training_curves(history, path, metrics=None, title=None):
     of numbers hides. Each metric gets its own panel (`loss` first); a `val_` metric shares
     its training metric's panel, dashed. The legend gives each curve's last value. NaN values
     (a `CSVLogger`'s "NA", e.g. epochs without validation) are skipped: the line joins the
-    epochs that have a value. Uses matplotlib's Agg canvas: no screen needed.
+    epochs that have a value, and a metric with no value at all is not drawn. Uses
+    matplotlib's Agg canvas: no screen needed.
 
     Args:
         history: a `keras.callbacks.History` (what `fit` returns), its `history` dict
@@ -45,6 +46,9 @@ def plot_training_curves(history, path, metrics=None, title=None):
     ```
     """
     epochs, columns = _read(history)
+    # Columns without a single value (CSVLogger writes `val_*` as "NA" when there is no
+    # validation) would only add empty legend entries.
+    columns = {k: v for k, v in columns.items() if np.isfinite(v).any()} or columns
     groups = {}
     for name in columns:
         base = name[4:] if name.startswith("val_") and name[4:] in columns else name
