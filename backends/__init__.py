@@ -3,7 +3,11 @@
 Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
 
 - `all_reduce_sum(x)`: the sum of `x` over all replicas (identity on one device).
+- `differentiable_all_reduce_sum(x)`: the same sum with gradients flowing through it (the
+  gradient is all-reduced too), for synchronised BatchNorm.
 - `all_reduce_max(x)`: the element-wise maximum of `x` over all replicas.
+- `synchronize_gradients(variables)`: makes the backend average these variables' gradients
+  over replicas where Keras does not (torch.distributed); a no-op elsewhere.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.

@@ -23,6 +23,15 @@ def all_reduce_sum(x):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
 
 
+def differentiable_all_reduce_sum(x):
+    """`all_reduce_sum` that gradients flow through (the gradient is all-reduced too).
+
+    `ReplicaContext.all_reduce` is differentiable: under `MirroredStrategy` and `TPUStrategy`
+    its gradient is the all-reduce of the incoming gradients.
+    """
+    return all_reduce_sum(x)
+
+
 def all_reduce_max(x):
     """Element-wise maximum of `x` over all replicas in sync; the identity on one replica.
 
@@ -34,6 +43,11 @@ def all_reduce_max(x):
         return x
     gathered = context.all_gather(tf.expand_dims(x, 0), axis=0)
     return tf.reduce_max(gathered, axis=0)
+
+
+def synchronize_gradients(variables):
+    """Nothing to do: Keras's TF trainer sums gradients over replicas (see `gradient_scale`)."""
+    del variables
 
 
 def num_replicas():

@@ -28,9 +28,59 @@ def all_reduce_sum(x):
     return _all_reduce(x, dist.ReduceOp.SUM)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose backward pass sums the gradients over processes too."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = x.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def differentiable_all_reduce_sum(x):
+    """`all_reduce_sum` that gradients flow through (synchronised BatchNorm needs it)."""
+    if _world_size() == 1:
+        return x
+    return _AllReduceSum.apply(x)
+
+
 def all_reduce_max(x):
     """Element-wise maximum of `x` over all processes; the identity without a group."""
     return _all_reduce(x, dist.ReduceOp.MAX)
+
+
+def synchronize_gradients(variables):
+    """Averages each variable's gradient over processes as soon as backward produces it.
+
+    Keras 3 has no torch distribution library, so nothing else reduces gradients across
+    processes: each variable's torch parameter gets, once, a post-accumulate-grad hook that
+    all-reduces its `.grad` and divides by the number of processes (what `DistributedDataParallel`
+    does, without buckets). All processes run the same graph, so the hooks fire, and their
+    collectives match, in the same order everywhere. Calling it again is free.
+
+    Args:
+        variables: the `keras.Variable`s whose gradients are averaged.
+    """
+    if _world_size() == 1:
+        return
+    for variable in variables:
+        parameter = variable.value
+        if getattr(parameter, "_swav_keras_averaged", False):
+            continue
+        parameter.register_post_accumulate_grad_hook(_average_gradient)
+        parameter._swav_keras_averaged = True
+
+
+def _average_gradient(parameter):
+    dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+    parameter.grad.div_(_world_size())
 
 
 def num_replicas():
@@ -39,5 +89,5 @@ def num_replicas():
 
 
 def gradient_scale():
-    """Each process's gradient is averaged by the project's optimizer wrapper: no scaling."""
+    """Each process's gradient is averaged by `synchronize_gradients`: no scaling."""
     return 1.0

@@ -58,6 +58,9 @@ class SwAV(keras.Model):
             used once full). Defaults to `0`.
         freeze_prototypes_steps: int >= 0, steps during which the prototypes get no update.
             Defaults to `0`.
+        sync_batchnorm: bool, synchronise the projection head's BatchNorm over replicas
+            (`swav_keras.layers.SyncBatchNormalization`); for the encoder's, build it with
+            `swav_keras.layers.to_sync_batch_normalization(encoder)`. Defaults to `False`.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -88,6 +91,7 @@ class SwAV(keras.Model):
         queue_length=0,
         queue_start_step=0,
         freeze_prototypes_steps=0,
+        sync_batchnorm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,11 +119,21 @@ class SwAV(keras.Model):
             "freeze_prototypes_steps", freeze_prototypes_steps, minimum=0
         )
 
+        if not isinstance(sync_batchnorm, bool):
+            raise TypeError(
+                f"`sync_batchnorm` must be a bool; received sync_batchnorm={sync_batchnorm!r}."
+            )
+        self.sync_batchnorm = sync_batchnorm
+
         # The head and prototypes run in float32 under any dtype policy: they are cheap next to
         # the encoder, and Sinkhorn then sees full-precision scores (a float16 or bfloat16
         # rounding of the scores alone moves the codes by 1e-3 to 1e-1).
         self.projection_head = ProjectionHead(
-            hidden_dim, projection_dim, dtype="float32", name="projection_head"
+            hidden_dim,
+            projection_dim,
+            sync_batchnorm=sync_batchnorm,
+            dtype="float32",
+            name="projection_head",
         )
         self.l2_normalize = L2Normalize(dtype="float32", name="l2_normalize")
         self.prototypes = Prototypes(num_prototypes, dtype="float32", name="prototypes")
@@ -188,8 +202,11 @@ class SwAV(keras.Model):
         """SwAV's swapped prediction loss; updates the step counter and queue when training."""
         del x, y, sample_weight
         scores, embeddings = y_pred["scores"], y_pred["embeddings"]
-        non_finite = y_pred["non_finite"]
         adapter = backends.active()
+        # Global over replicas: one replica's bad batch stops the whole step.
+        non_finite = ops.greater(
+            adapter.all_reduce_sum(ops.cast(y_pred["non_finite"], "float32")), 0.0
+        )
         step = ops.convert_to_tensor(self.step)
 
         assign_scores = [scores[i] for i in self.crops_for_assign]
@@ -221,8 +238,9 @@ class SwAV(keras.Model):
         loss = ops.where(non_finite, ops.zeros_like(loss), loss)
         loss = loss + ops.stop_gradient(ops.where(non_finite, float("nan"), 0.0))
 
-        won = self._track_assignments(assign_scores[0])
+        won = self._track_assignments(assign_scores[0], adapter)
         if training:
+            adapter.synchronize_gradients(self.trainable_variables)
             self.prototype_counts.assign(
                 ops.convert_to_tensor(self.prototype_counts)
                 + ops.where(non_finite, ops.zeros_like(won), won)
@@ -241,15 +259,23 @@ class SwAV(keras.Model):
             self.step.assign(step + 1)
         return loss * adapter.gradient_scale()
 
-    def _track_assignments(self, scores):
+    def _track_assignments(self, scores, adapter):
+        """Per-prototype wins over the global batch; updates the two assignment metrics."""
         scores = ops.stop_gradient(ops.cast(scores, "float32"))
-        best = ops.one_hot(ops.argmax(scores, axis=-1), self.num_prototypes)
-        used = ops.sum(ops.max(best, axis=0))
-        mean_assignment = ops.mean(ops.softmax(scores / self.temperature, axis=-1), axis=0)
+        won = ops.sum(ops.one_hot(ops.argmax(scores, axis=-1), self.num_prototypes), axis=0)
+        probabilities = ops.softmax(scores / self.temperature, axis=-1)
+        # Sums over the global batch: K wins, K probabilities and the sample count.
+        totals = adapter.all_reduce_sum(ops.concatenate(
+            [won, ops.sum(probabilities, axis=0), ops.cast(ops.shape(scores)[:1], "float32")],
+            axis=0,
+        ))
+        won = totals[: self.num_prototypes]
+        mean_assignment = totals[self.num_prototypes : -1] / totals[-1]
+        used = ops.sum(ops.cast(ops.greater(won, 0.0), "float32"))
         entropy = -ops.sum(mean_assignment * ops.log(mean_assignment + 1e-12))
         self.prototypes_used_tracker.update_state(used)
         self.assignment_entropy_tracker.update_state(entropy)
-        return ops.sum(best, axis=0)
+        return won
 
     # ------------------------------------------------------------------------------- input
     def _crops_as_list(self, inputs):
@@ -318,6 +344,7 @@ class SwAV(keras.Model):
                 "queue_length": self.queue_length,
                 "queue_start_step": self.queue_start_step,
                 "freeze_prototypes_steps": self.freeze_prototypes_steps,
+                "sync_batchnorm": self.sync_batchnorm,
             }
         )
         return config

@@ -178,16 +178,19 @@ def test_non_finite_input_fails_fast_with_step():
 
 def test_get_config_round_trip_and_saving(tmp_path):
     model = make_model(queue_length=16, freeze_prototypes_steps=5, crops_for_assign=(1,),
-                       temperature=0.2, epsilon=0.03, sinkhorn_iterations=4)
+                       temperature=0.2, epsilon=0.03, sinkhorn_iterations=4,
+                       sync_batchnorm=True)
     crops = random_crops()
     model(crops, training=False)
     config = model.get_config()
     for key, value in dict(projection_dim=8, hidden_dim=16, num_prototypes=12, queue_length=16,
                            queue_start_step=0, freeze_prototypes_steps=5, crops_for_assign=[1],
-                           temperature=0.2, epsilon=0.03, sinkhorn_iterations=4).items():
+                           temperature=0.2, epsilon=0.03, sinkhorn_iterations=4,
+                           sync_batchnorm=True).items():
         assert config[key] == value, key
     clone = SwAV.from_config(config)
     assert clone.get_config()["num_prototypes"] == 12
+    assert type(clone.projection_head.batchnorm).__name__ == "SyncBatchNormalization"
     path = str(tmp_path / "swav.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -320,3 +323,9 @@ def test_mixed_precision_codes_match_float32_codes(policy, tolerance):
     codes = keras.ops.convert_to_numpy(sinkhorn(scores))
     np.testing.assert_allclose(codes, ref.sinkhorn(scores), atol=1e-5)
     np.testing.assert_allclose(codes, ref.sinkhorn(scores32), atol=tolerance)
+
+
+def test_sync_batchnorm_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"^`sync_batchnorm` must be a bool; received "
+                                        r"sync_batchnorm='yes'\.$"):
+        make_model(sync_batchnorm="yes")

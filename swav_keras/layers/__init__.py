@@ -4,5 +4,19 @@ from swav_keras.layers.feature_queue import FeatureQueue
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
+from swav_keras.layers.sync_batch_normalization import (
+    SyncBatchNormalization,
+    to_batch_normalization,
+    to_sync_batch_normalization,
+)
 
-__all__ = ["FeatureQueue", "L2Normalize", "ProjectionHead", "Prototypes", "UnitNormalInitializer"]
+__all__ = [
+    "FeatureQueue",
+    "L2Normalize",
+    "ProjectionHead",
+    "Prototypes",
+    "SyncBatchNormalization",
+    "UnitNormalInitializer",
+    "to_batch_normalization",
+    "to_sync_batch_normalization",
+]

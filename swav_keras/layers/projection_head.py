@@ -2,6 +2,7 @@
 
 import keras
 
+from swav_keras.layers.sync_batch_normalization import SyncBatchNormalization
 from swav_keras.validation import check_float, check_int
 
 
@@ -21,6 +22,8 @@ class ProjectionHead(keras.layers.Layer):
         batchnorm_momentum: float in [0, 1), Keras momentum of the hidden BatchNorm.
             Defaults to `0.9`.
         batchnorm_epsilon: positive float. Defaults to `1e-5`.
+        sync_batchnorm: bool, use `SyncBatchNormalization` (statistics over the global batch
+            when training on several replicas). Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -41,6 +44,7 @@ class ProjectionHead(keras.layers.Layer):
         output_dim=128,
         batchnorm_momentum=0.9,
         batchnorm_epsilon=1e-5,
+        sync_batchnorm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,12 +54,20 @@ class ProjectionHead(keras.layers.Layer):
             "batchnorm_momentum", batchnorm_momentum, minimum=0.0, maximum=1.0
         )
         self.batchnorm_epsilon = check_float("batchnorm_epsilon", batchnorm_epsilon, positive=True)
+        if not isinstance(sync_batchnorm, bool):
+            raise TypeError(
+                f"`sync_batchnorm` must be a bool; received sync_batchnorm={sync_batchnorm!r}."
+            )
+        self.sync_batchnorm = sync_batchnorm
         self.hidden = None
         if self.hidden_dim:
             self.hidden = keras.layers.Dense(
                 self.hidden_dim, dtype=self.dtype_policy, name="hidden"
             )
-            self.batchnorm = keras.layers.BatchNormalization(
+            batchnorm = keras.layers.BatchNormalization
+            if sync_batchnorm:
+                batchnorm = SyncBatchNormalization
+            self.batchnorm = batchnorm(
                 momentum=self.batchnorm_momentum,
                 epsilon=self.batchnorm_epsilon,
                 dtype=self.dtype_policy,
@@ -93,6 +105,7 @@ class ProjectionHead(keras.layers.Layer):
                 "output_dim": self.output_dim,
                 "batchnorm_momentum": self.batchnorm_momentum,
                 "batchnorm_epsilon": self.batchnorm_epsilon,
+                "sync_batchnorm": self.sync_batchnorm,
             }
         )
         return config

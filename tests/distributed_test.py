@@ -1,0 +1,164 @@
+"""Distributed SwAV equals one device on the same global batch, on each backend's engine.
+
+Each run is a fresh process (`distributed_worker.py`: device counts are fixed before the
+backend starts) fitting 3 steps of a 16-image global batch; the files it writes hold every
+weight (BatchNorm statistics, prototype counts and step counter included) and the losses.
+Under the matching backend:
+
+- tensorflow: `MirroredStrategy` on 2 logical CPUs;
+- jax: `keras.distribution.DataParallel` on 4 host devices (GSPMD);
+- torch: 2 processes of a gloo `torch.distributed` group.
+
+Each equality has its counterpart where the mechanism is disabled (per-replica Sinkhorn,
+un-averaged gradients) and the results differ, so the tests can fail. The tolerance, 1e-5,
+sits above the float32 noise floor of the comparison (a single-device run on the same batch
+in reversed order differs from the original by about 1e-6 here).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from swav_keras import sinkhorn
+
+BACKEND = keras.backend.backend()
+WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+TOLERANCE = 1e-5
+
+
+def _env():
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)
+    return env
+
+
+def run_worker(path, mode, *flags):
+    """Runs the worker (both processes for torch); returns the saved state as a dict."""
+    out = str(path)
+    command = [sys.executable, WORKER, f"--mode={mode}", f"--out={out}", *flags]
+    if mode != "torch":
+        subprocess.run(command, env=_env(), check=True, timeout=600, capture_output=True)
+    else:
+        port = _free_port()
+        processes = [
+            subprocess.Popen(
+                command + [f"--rank={rank}", "--world_size=2", f"--port={port}"],
+                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            for rank in range(2)
+        ]
+        for process in processes:
+            output, _ = process.communicate(timeout=600)
+            assert process.returncode == 0, output.decode()[-3000:]
+    with np.load(out) as state:
+        return {k: state[k] for k in state.files}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def max_difference(a, b):
+    """Largest absolute difference over every saved array (weights, statistics, losses)."""
+    assert sorted(a) == sorted(b)
+    return max(
+        float(np.max(np.abs(a[k].astype("float64") - b[k].astype("float64"))))
+        for k in a
+        if k != "devices" and a[k].size
+    )
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return run_worker(tmp_path_factory.mktemp("single") / "single.npz", "single")
+
+
+def assert_trained(state):
+    """The loss fell: the runs being compared did train."""
+    assert np.all(np.isfinite(state["losses"]))
+    assert state["losses"][-1] < state["losses"][0]
+
+
+# ------------------------------------------------------------------------------ TensorFlow
+tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute test")
+
+
+@tensorflow_only
+def test_mirrored_strategy_equals_one_device(tmp_path, single):
+    mirrored = run_worker(tmp_path / "mirrored.npz", "mirrored")
+    assert int(mirrored["devices"]) == 2
+    assert_trained(mirrored)
+    assert max_difference(mirrored, single) <= TOLERANCE
+
+
+@tensorflow_only
+def test_mirrored_strategy_with_per_replica_sinkhorn_differs(tmp_path, single):
+    per_replica = run_worker(tmp_path / "per_replica.npz", "mirrored", "--per_replica_sinkhorn")
+    assert max_difference(per_replica, single) > 100 * TOLERANCE
+
+
+# ------------------------------------------------------------------------------------- JAX
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution test")
+def test_data_parallel_equals_one_device(tmp_path, single):
+    sharded = run_worker(tmp_path / "data_parallel.npz", "data_parallel")
+    assert int(sharded["devices"]) == 4
+    assert_trained(sharded)
+    assert max_difference(sharded, single) <= TOLERANCE
+
+
+# ----------------------------------------------------------------------------------- torch
+torch_only = pytest.mark.skipif(BACKEND != "torch", reason="torch.distributed test")
+
+
+@torch_only
+def test_two_gloo_processes_equal_one_device(tmp_path, single):
+    distributed = run_worker(tmp_path / "gloo.npz", "torch")
+    assert int(distributed["devices"]) == 2
+    assert_trained(distributed)
+    assert max_difference(distributed, single) <= TOLERANCE
+
+
+@torch_only
+def test_two_gloo_processes_without_gradient_averaging_differ(tmp_path, single):
+    distributed = run_worker(tmp_path / "no_average.npz", "torch", "--skip_gradient_averaging")
+    assert max_difference(distributed, single) > 100 * TOLERANCE
+
+
+@torch_only
+def test_two_gloo_processes_with_per_replica_sinkhorn_differ(tmp_path, single):
+    distributed = run_worker(tmp_path / "per_replica.npz", "torch", "--per_replica_sinkhorn")
+    assert max_difference(distributed, single) > 100 * TOLERANCE
+
+
+# ------------------------------------------------------------------------- every backend
+def test_noise_floor_is_below_the_tolerance(tmp_path, single):
+    """The same batch in reversed order on one device: only the summation order changes."""
+    reversed_order = run_worker(tmp_path / "reversed.npz", "single", "--reverse_batch")
+    assert max_difference(reversed_order, single) <= TOLERANCE / 2
+
+
+@pytest.mark.parametrize("batch", [8, 64])
+def test_sinkhorn_all_reduces_only_o_of_k_values(batch):
+    """Per-sample sums stay local: one count, then K sums and K maxima, whatever the batch."""
+    num_prototypes, iterations = 12, 3
+    reduced = {"sum": [], "max": []}
+
+    def recording(kind):
+        def reduce(x):
+            reduced[kind].append(int(np.prod(tuple(x.shape))))
+            return x
+
+        return reduce
+
+    scores = np.random.default_rng(0).uniform(-1, 1, (batch, num_prototypes)).astype("float32")
+    sinkhorn(scores, iterations=iterations, all_reduce_sum=recording("sum"),
+             all_reduce_max=recording("max"))
+    assert reduced["sum"] == [1] + [num_prototypes] * iterations
+    assert reduced["max"] == [num_prototypes]

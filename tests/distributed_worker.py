@@ -1,0 +1,165 @@
+"""Runs 3 SwAV `fit` steps on a fixed global batch, on one device or distributed; saves state.
+
+Run by `distributed_test.py` in a fresh process (device counts must be set before the backend
+starts):
+
+    KERAS_BACKEND=tensorflow python tests/distributed_worker.py --mode=mirrored --out=a.npz
+
+Modes: `single` (one device), `mirrored` (TensorFlow `MirroredStrategy` on 2 logical CPUs),
+`data_parallel` (JAX `keras.distribution.DataParallel` on 4 host devices), `torch` (one of
+`--world_size` processes of a gloo `torch.distributed` group, each fitting its share of every
+global batch; rank 0 writes the file), and the same with
+`--per_replica_sinkhorn`, where Sinkhorn's global sums are replaced by per-replica ones (the
+hook disabled), so the test can see that the hook matters.
+"""
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--mode", required=True, choices=["single", "mirrored", "data_parallel", "torch"]
+    )
+    parser.add_argument("--rank", type=int, default=0)
+    parser.add_argument("--world_size", type=int, default=2)
+    parser.add_argument("--port", type=int, default=29500)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--queue_length", type=int, default=0)
+    parser.add_argument("--per_replica_sinkhorn", action="store_true")
+    # Reverses the images of each batch: the same mathematics in another summation order,
+    # which measures the float32 noise floor of the comparison.
+    parser.add_argument("--reverse_batch", action="store_true")
+    # torch only: leaves each process's gradients un-averaged (the hook disabled).
+    parser.add_argument("--skip_gradient_averaging", action="store_true")
+    return parser.parse_args(argv)
+
+
+def set_up_devices(mode):
+    if mode == "data_parallel":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    if mode == "mirrored":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+
+
+def build_model(queue_length):
+    import keras
+
+    from swav_keras import SwAV
+    from swav_keras.layers import SyncBatchNormalization
+
+    # A shallow encoder: the comparison is of float32 results, and a deep net's gradients on a
+    # tiny batch amplify reduction-order rounding past 1e-5 even on one device.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = SyncBatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    encoder = keras.Model(inputs, x)
+    model = SwAV(encoder, projection_dim=8, hidden_dim=16, num_prototypes=12,
+                 queue_length=queue_length, sync_batchnorm=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.9))
+    return model
+
+
+def crops(steps, batch):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    sizes = (16, 16, 8, 8)
+    return tuple(rng.uniform(0, 1, (steps * batch, s, s, 1)).astype("float32") for s in sizes)
+
+
+def main(argv):
+    args = parse_args(argv)
+    set_up_devices(args.mode)
+    import keras
+    import numpy as np
+
+    from swav_keras import backends
+
+    if args.per_replica_sinkhorn:
+        adapter = backends.active()
+        adapter.all_reduce_sum = lambda x: x
+        adapter.all_reduce_max = lambda x: x
+    if args.skip_gradient_averaging:
+        backends.active().synchronize_gradients = lambda variables: None
+    if args.mode == "data_parallel" and args.per_replica_sinkhorn:
+        raise SystemExit("GSPMD has no per-replica sums to fall back to.")
+
+    data = crops(args.steps, args.batch)
+    if args.mode == "mirrored":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            model = build_model(args.queue_length)
+        devices = strategy.num_replicas_in_sync
+    elif args.mode == "data_parallel":
+        import jax
+
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+        model = build_model(args.queue_length)
+        devices = len(jax.devices())
+    elif args.mode == "torch":
+        import torch.distributed as dist
+
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(args.port)
+        dist.init_process_group("gloo", rank=args.rank, world_size=args.world_size)
+        model = build_model(args.queue_length)
+        devices = dist.get_world_size()
+    else:
+        model = build_model(args.queue_length)
+        devices = 1
+
+    # Each torch process fits its contiguous share of every global batch (the other modes
+    # split the global batch the same way inside `fit`).
+    shards = args.world_size if args.mode == "torch" else 1
+    local = args.batch // shards
+    losses = []
+    for step in range(args.steps):
+        batch = tuple(c[step * args.batch:(step + 1) * args.batch] for c in data)
+        if args.reverse_batch:
+            batch = tuple(c[::-1] for c in batch)
+        if shards > 1:
+            batch = tuple(c[args.rank * local:(args.rank + 1) * local] for c in batch)
+        history = model.fit(batch, batch_size=local, epochs=1, shuffle=False, verbose=0)
+        losses.append(history.history["loss"][-1])
+    state = {f"w{i:03d}_{v.path}": keras.ops.convert_to_numpy(v.value)
+             for i, v in enumerate(model.weights)}
+    state["losses"] = np.array(losses)
+    state["devices"] = np.array(devices)
+    if args.mode == "torch":
+        import torch.distributed as dist
+
+        # The loss each process logs is its own shard's: average it as the others do.
+        state["losses"] = _torch_mean(state["losses"])
+        dist.destroy_process_group()
+    if args.rank == 0:
+        np.savez(args.out, **state)
+
+
+def _torch_mean(values):
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return np.asarray(tensor / dist.get_world_size())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
