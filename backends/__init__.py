@@ -8,6 +8,9 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
 - `all_reduce_max(x)`: the element-wise maximum of `x` over all replicas.
 - `synchronize_gradients(variables)`: makes the backend average these variables' gradients
   over replicas where Keras does not (torch.distributed); a no-op elsewhere.
+- `start_distribution(name, tpu="")`: sets up the backend's distributed engine by name
+  (`"auto"`, `"none"` or one of the backend's own, see `DISTRIBUTIONS`) and returns a
+  `Distribution`.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.
@@ -16,12 +19,50 @@ The core never imports tensorflow, jax or torch: it calls `active()` and uses wh
 Installed as `swav_keras.backends` (see `pyproject.toml`).
 """
 
+import collections
+import contextlib
 import importlib
 
 import keras
 
 _ADAPTERS = {}
 _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+# What each backend's `start_distribution` accepts besides "auto" and "none".
+DISTRIBUTIONS = {
+    "tensorflow": ("mirrored", "multi_worker", "tpu"),
+    "jax": ("data_parallel",),
+    "torch": ("torch",),
+}
+
+Distribution = collections.namedtuple(
+    "Distribution", ["name", "scope", "num_replicas", "process_index", "process_count",
+                     "shards_input"],
+)
+Distribution.__doc__ = """How training is spread, as `start_distribution` set it up.
+
+Fields:
+    name: the distribution in use (`"none"` on one device).
+    scope: a callable returning the context to build and compile the model in.
+    num_replicas: replicas sharing the global batch.
+    process_index: this process's index (0 writes the files).
+    process_count: processes taking part.
+    shards_input: `True` when each process must feed only its share of every global batch
+        (torch.distributed); `False` when Keras splits the global batch itself.
+"""
+
+ONE_DEVICE = Distribution("none", contextlib.nullcontext, 1, 0, 1, False)
+
+
+def check_distribution_name(name, backend):
+    """Raises a `ValueError` naming the choices when `name` is unknown for `backend`."""
+    choices = ("auto", "none") + DISTRIBUTIONS[backend]
+    if name not in choices:
+        raise ValueError(
+            f"`distribution` must be one of {list(choices)} with the {backend} backend; "
+            f"received distribution={name!r}."
+        )
 
 
 def active():

@@ -4,6 +4,11 @@ With GSPMD the loss sees globally sharded arrays, so `ops.sum` over the batch ax
 global sum and XLA inserts the collectives itself: the reductions here are the identity.
 """
 
+import contextlib
+import os
+
+from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
+
 
 def all_reduce_sum(x):
     """The identity: GSPMD already makes batch sums global."""
@@ -33,3 +38,30 @@ def num_replicas():
 def gradient_scale():
     """Gradients of the global loss are already global: no scaling."""
     return 1.0
+
+
+def start_distribution(name="auto", tpu=""):
+    """Sets `keras.distribution.DataParallel` over every device and returns its `Distribution`.
+
+    `"data_parallel"`: the global batch is sharded over all devices (GPUs, TPU cores, or host
+    devices made with `XLA_FLAGS=--xla_force_host_platform_device_count=N`); on several hosts,
+    set `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` (or run on a Cloud
+    TPU VM, where `jax.distributed.initialize()` finds them) and start the same command on each
+    host. `"auto"` picks `data_parallel` when there is more than one device. `tpu` is unused
+    (JAX finds attached TPUs itself).
+    """
+    del tpu
+    check_distribution_name(name, "jax")
+    import jax
+    import keras
+
+    if name == "none":
+        return ONE_DEVICE
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
+        jax.distributed.initialize()
+    devices = jax.devices()
+    if name == "auto" and len(devices) == 1:
+        return ONE_DEVICE
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return Distribution("data_parallel", contextlib.nullcontext, len(devices), jax.process_index(),
+                        jax.process_count(), False)

@@ -5,7 +5,11 @@ Inside a `tf.distribute` strategy's replica function (what `model.fit` runs unde
 all-reduced across replicas; outside one (the default strategy) they are the identity.
 """
 
+import os
+
 import tensorflow as tf
+
+from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
 
 
 def _replica_context():
@@ -61,3 +65,51 @@ def gradient_scale():
     if context is None:
         return 1.0
     return 1.0 / context.num_replicas_in_sync
+
+
+def start_distribution(name="auto", tpu=""):
+    """Creates the `tf.distribute` strategy `name` and returns its `Distribution`.
+
+    `"mirrored"`: every GPU of this machine (`MirroredStrategy`). `"multi_worker"`: several
+    machines described by the `TF_CONFIG` environment variable
+    (`MultiWorkerMirroredStrategy`). `"tpu"`: a TPU resolved by `TPUClusterResolver(tpu)`
+    (`tpu=""` finds a Colab or Cloud TPU VM's own, or give its name or `grpc://` address).
+    `"auto"` picks `tpu` when a TPU is named (`tpu` or `TPU_NAME`) or attached, `multi_worker`
+    when `TF_CONFIG` is set, `mirrored` with several GPUs, `none` otherwise. Keras splits each
+    global batch over the replicas itself.
+    """
+    check_distribution_name(name, "tensorflow")
+    if name == "auto":
+        if tpu or os.environ.get("TPU_NAME") or _tpu_attached():
+            name = "tpu"
+        elif os.environ.get("TF_CONFIG"):
+            name = "multi_worker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            return ONE_DEVICE
+    if name == "none":
+        return ONE_DEVICE
+    if name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    elif name == "multi_worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    index, count = 0, 1
+    resolver = strategy.cluster_resolver
+    if name == "multi_worker" and resolver is not None:
+        index = int(resolver.task_id or 0)
+        jobs = resolver.cluster_spec().as_dict()
+        count = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
+        if "chief" in jobs and resolver.task_type == "worker":
+            index += 1  # the chief is process 0
+    return Distribution(name, strategy.scope, strategy.num_replicas_in_sync, index, count,
+                        False)
+
+
+def _tpu_attached():
+    return bool(os.environ.get("COLAB_TPU_ADDR")) or os.path.exists("/dev/accel0")

@@ -4,8 +4,13 @@ Keras 3 has no torch distribution library: each process runs `model.fit` on its 
 the Sinkhorn sums are all-reduced here, outside autograd (codes carry no gradient).
 """
 
+import contextlib
+import os
+
 import torch
 import torch.distributed as dist
+
+from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
 
 
 def _world_size():
@@ -91,3 +96,31 @@ def num_replicas():
 def gradient_scale():
     """Each process's gradient is averaged by `synchronize_gradients`: no scaling."""
     return 1.0
+
+
+def start_distribution(name="auto", tpu=""):
+    """Joins the `torch.distributed` process group that `torchrun` describes.
+
+    `"torch"`: one process per device, started by `torchrun --nproc_per_node=N` (which sets
+    `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`); NCCL on GPUs, gloo on CPUs. Each
+    process fits its share of every global batch; Sinkhorn's sums, synchronised BatchNorm and
+    gradients are all-reduced by this adapter. `"auto"` picks `torch` when `WORLD_SIZE` > 1.
+    `tpu` is unused.
+    """
+    del tpu
+    check_distribution_name(name, "torch")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if name == "none" or (name == "auto" and world <= 1):
+        return ONE_DEVICE
+    if not dist.is_initialized():
+        if "MASTER_ADDR" not in os.environ:
+            raise ValueError(
+                "distribution='torch' needs the process group's environment (RANK, "
+                "WORLD_SIZE, MASTER_ADDR, MASTER_PORT): start the recipe with `torchrun "
+                "--nproc_per_node=N -m recipes.pretrain ...`."
+            )
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    size = dist.get_world_size()
+    return Distribution("torch", contextlib.nullcontext, size, dist.get_rank(), size, True)

@@ -134,7 +134,8 @@ CIFAR10 = PretrainConfig(
 )
 
 # The CPU default (the README's main job): Fashion-MNIST, the reference workload of
-# ../shared/WORKLOAD.md (small ResNet width 16, 2x28 + 4x14 crops, K = 128, batch 256).
+# ../shared/WORKLOAD.md (small ResNet width 16, 2x28 + 4x14 crops, K = 128), with batch 128:
+# 10 epochs, 28.9 min of pretraining on 2 CPU cores with TensorFlow, kNN 85.99% (RESULTS.md).
 FASHION_MNIST = PretrainConfig(
     dataset="fashion_mnist",
     num_crops=(2, 4),
@@ -159,13 +160,15 @@ FASHION_MNIST = PretrainConfig(
     queue_start_epoch=0,
     freeze_prototypes_steps=0,
     optimizer="lars",
-    base_learning_rate=1.0,
-    final_learning_rate=0.001,
+    # Measured on 3-epoch runs (kNN weighted): LARS base lr 3.0 > 2.0 > 1.0, and batch 128
+    # beats 256 at the same epochs (twice the steps); 10 epochs fit the 30-minute budget.
+    base_learning_rate=3.0,
+    final_learning_rate=0.003,
     warmup_epochs=1.0,
     warmup_start_learning_rate=0.0,
     weight_decay=1e-6,
-    epochs=6,
-    batch_size=256,
+    epochs=10,
+    batch_size=128,
     sync_batchnorm=False,
     mixed_precision="",
     knn_k=20,

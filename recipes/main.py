@@ -85,8 +85,11 @@ def main(argv):
     workdir = FLAGS.workdir
     print(f"== Pretraining SwAV ({FLAGS.config}) on {keras.backend.backend()} into {workdir}")
     result = pretrain_recipe.pretrain(
-        config, workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume
+        config, workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
+        distribution=FLAGS.distribution, tpu=FLAGS.tpu,
     )
+    if result["distribution"].process_index != 0:
+        return  # process 0 evaluates and writes the table
     keras.utils.set_random_seed(FLAGS.seed)
     random_encoder = pretrain_recipe.build_encoder(config, result["info"])
     rows = evaluate(

@@ -48,6 +48,19 @@ def define_flags():
         "resumes). With --noresume an existing run in the workdir is an error, never "
         "overwritten.",
     )
+    flags.DEFINE_string(
+        "distribution", "auto",
+        "How to spread training: `auto` (what the machine has), `none` (one device), or the "
+        "backend's own: tensorflow `mirrored` (GPUs of one machine), `multi_worker` "
+        "(machines described by TF_CONFIG), `tpu`; jax `data_parallel` (all devices, "
+        "multi-host too); torch `torch` (processes started by torchrun). The global batch "
+        "stays --batch_size: scale the learning rate with it, not with the device count.",
+    )
+    flags.DEFINE_string(
+        "tpu", "",
+        "TensorFlow TPU name or grpc:// address for --distribution=tpu; empty finds a Colab "
+        "or Cloud TPU VM's own.",
+    )
     define_config_flags()
 
 
@@ -120,14 +133,31 @@ def build_optimizer(config, steps_per_epoch):
     )
 
 
-def build_model(config, encoder, steps_per_epoch):
-    from swav_keras import SwAV
+def build_model(config, encoder, steps_per_epoch, distribution=None):
+    """The SwAV model of `config`; under a `Distribution` of several replicas, with
+    synchronised BatchNorm (`config.sync_batchnorm`) and a per-process queue."""
+    from swav_keras import SwAV, backends
+    from swav_keras.layers import to_sync_batch_normalization
 
+    distribution = distribution or backends.ONE_DEVICE
     if config.queue_length % config.batch_size:
         raise ValueError(
             "`queue_length` must be a multiple of `batch_size`; received "
             f"queue_length={config.queue_length}, batch_size={config.batch_size}."
         )
+    queue_length = config.queue_length
+    if queue_length and distribution.num_replicas > 1:
+        if not distribution.shards_input and distribution.name != "data_parallel":
+            raise ValueError(
+                "The feature queue is not yet supported under tf.distribute "
+                f"(distribution={distribution.name!r}): use queue_length=0, the jax backend "
+                "with data_parallel, or the torch backend."
+            )
+        # torch: each process queues its own samples; together they hold queue_length.
+        queue_length //= distribution.process_count if distribution.shards_input else 1
+    sync = bool(config.sync_batchnorm and distribution.num_replicas > 1)
+    if sync:
+        encoder = to_sync_batch_normalization(encoder)
     return SwAV(
         encoder,
         projection_dim=config.projection_dim,
@@ -137,9 +167,10 @@ def build_model(config, encoder, steps_per_epoch):
         epsilon=config.epsilon,
         sinkhorn_iterations=config.sinkhorn_iterations,
         crops_for_assign=config.crops_for_assign,
-        queue_length=config.queue_length,
+        queue_length=queue_length,
         queue_start_step=config.queue_start_epoch * steps_per_epoch,
         freeze_prototypes_steps=config.freeze_prototypes_steps,
+        sync_batchnorm=sync,
     )
 
 
@@ -172,11 +203,15 @@ def prepare_workdir(workdir, config, resume):
 
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
-             verbose="auto"):
-    """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time."""
+             verbose="auto", distribution="none", tpu=""):
+    """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
+
+    `distribution` and `tpu` are the flags of the same names; process 0 writes the files,
+    other processes keep only their own backup under `<workdir>/processes/<index>/`.
+    """
     import keras
 
-    from swav_keras import callbacks
+    from swav_keras import backends, callbacks
     from swav_keras.data import MultiCrop, load_images, multicrop_dataset
     from swav_keras.visualization import (
         plot_multicrops,
@@ -185,14 +220,30 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     )
 
     start = time.time()
-    prepare_workdir(workdir, config, resume)
+    spread = backends.active().start_distribution(distribution, tpu)
+    chief = spread.process_index == 0
+    if chief:
+        prepare_workdir(workdir, config, resume)
+    backup_dir = os.path.join(workdir, "backup")
+    if not chief:
+        backup_dir = os.path.join(workdir, "processes", str(spread.process_index), "backup")
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     images, info = load_images(
         config.dataset, "train", data_dir, config.image_size or None, take=train_examples
     )
-    steps_per_epoch = info.num_examples // config.batch_size
+    batch_size, examples = config.batch_size, info.num_examples
+    if spread.shards_input:  # torch.distributed: this process's share of every global batch
+        if batch_size % spread.process_count:
+            raise ValueError(
+                f"`batch_size` ({batch_size}) must be a multiple of the {spread.process_count} "
+                "processes."
+            )
+        batch_size //= spread.process_count
+        examples //= spread.process_count
+        images = images.shard(spread.process_count, spread.process_index).take(examples)
+    steps_per_epoch = examples // batch_size
     if steps_per_epoch < 1:
         raise ValueError(
             f"`batch_size` ({config.batch_size}) is larger than the {info.num_examples} "
@@ -204,40 +255,45 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         config.hue, config.jitter_probability, config.grayscale_probability,
         config.blur_probability, flip=config.flip,
     )
-    dataset = multicrop_dataset(images, multicrop, config.batch_size, seed=seed)
-    model = build_model(config, build_encoder(config, info), steps_per_epoch)
-    model.compile(optimizer=build_optimizer(config, steps_per_epoch))
+    dataset = multicrop_dataset(images, multicrop, batch_size, seed=seed)
     (first_batch,) = next(iter(dataset.take(1)))
-    model(first_batch, training=False)  # builds the model (BackupAndRestore needs it built)
-    plot_multicrops(
-        [c.numpy() for c in first_batch], os.path.join(workdir, "multicrops.png"), num_images=6
-    )
+    with spread.scope():
+        model = build_model(config, build_encoder(config, info), steps_per_epoch, spread)
+        model.compile(optimizer=build_optimizer(config, steps_per_epoch))
+        model(first_batch, training=False)  # builds the model (BackupAndRestore needs it)
+    if chief:
+        plot_multicrops([c.numpy() for c in first_batch],
+                        os.path.join(workdir, "multicrops.png"), num_images=6)
 
     csv_path = os.path.join(workdir, "training_log.csv")
+    encoder_path = os.path.join(workdir, "encoder.keras")
+    fit_callbacks = [
+        keras.callbacks.BackupAndRestore(
+            backup_dir, double_checkpoint=True, delete_checkpoint=False
+        ),
+        callbacks.AssignmentMonitor(
+            reinitialize_unused=config.reinitialize_unused_prototypes, verbose=0
+        ),
+    ]
+    if chief:
+        fit_callbacks += [
+            callbacks.EncoderCheckpoint(encoder_path),
+            keras.callbacks.CSVLogger(csv_path, append=True),
+            keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
+        ]
     history = model.fit(
         dataset,
         epochs=config.epochs,
         shuffle=False,
-        verbose=verbose,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(
-                os.path.join(workdir, "backup"), double_checkpoint=True,
-                delete_checkpoint=False,
-            ),
-            callbacks.EncoderCheckpoint(os.path.join(workdir, "encoder.keras")),
-            callbacks.AssignmentMonitor(
-                reinitialize_unused=config.reinitialize_unused_prototypes, verbose=0
-            ),
-            keras.callbacks.CSVLogger(csv_path, append=True),
-            keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
-        ],
+        verbose=verbose if chief else 0,
+        callbacks=fit_callbacks,
     )
-    encoder_path = os.path.join(workdir, "encoder.keras")
-    callbacks.save_encoder(model.encoder, encoder_path)
-    if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
-        plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
-    _plot_clusters(model, images, os.path.join(workdir, "prototype_neighbours.png"), info,
-                   plot_prototype_neighbours)
+    if chief:
+        callbacks.save_encoder(model.encoder, encoder_path)
+        if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+            plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
+        _plot_clusters(model, images, os.path.join(workdir, "prototype_neighbours.png"), info,
+                       plot_prototype_neighbours)
     return {
         "encoder_path": encoder_path,
         "model": model,
@@ -246,6 +302,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         "steps_per_epoch": steps_per_epoch,
         "seconds": time.time() - start,
         "info": info,
+        "distribution": spread,
     }
 
 
@@ -270,7 +327,8 @@ def main(argv):
     del argv
     config = config_from_flags()
     result = pretrain(
-        config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume
+        config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
+        distribution=FLAGS.distribution, tpu=FLAGS.tpu,
     )
     minutes = result["seconds"] / 60
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")

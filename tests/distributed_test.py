@@ -162,3 +162,57 @@ def test_sinkhorn_all_reduces_only_o_of_k_values(batch):
              all_reduce_max=recording("max"))
     assert reduced["sum"] == [1] + [num_prototypes] * iterations
     assert reduced["max"] == [num_prototypes]
+
+
+# ------------------------------------------------------------------ the pretraining recipe
+RECIPE_FLAGS = [
+    "--config=fashion_mnist", "--train_examples=256", "--batch_size=64", "--epochs=1",
+    "--width=4", "--projection_dim=16", "--hidden_dim=32", "--num_prototypes=20",
+    "--num_crops=2,2", "--crop_sizes=28,14", "--warmup_epochs=0", "--queue_length=128",
+    "--sync_batchnorm=true",
+]
+
+
+def run_recipe(workdir, distribution, processes=1, extra_env=None):
+    command = [sys.executable, "-m", "recipes.pretrain", f"--workdir={workdir}",
+               f"--distribution={distribution}", *RECIPE_FLAGS]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(_env(), **(extra_env or {}))
+    if distribution == "mirrored":  # no queue under tf.distribute yet
+        command.append("--queue_length=0")
+    port = str(_free_port())
+    runs = []
+    for rank in range(processes):
+        process_env = dict(env)
+        if processes > 1:
+            process_env.update(RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
+                               MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        runs.append(subprocess.Popen(command, cwd=root, env=process_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for run in runs:
+        output, _ = run.communicate(timeout=900)
+        assert run.returncode == 0, output.decode()[-3000:]
+    encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
+    # Exported with plain BatchNormalization: loads with Keras alone.
+    assert not any("Sync" in type(layer).__name__ for layer in encoder.layers)
+    assert encoder(np.full((2, 28, 28, 1), 128.0, "float32")).shape == (2, 32)
+    return encoder
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.distributed recipe")
+def test_recipe_trains_with_two_torch_processes(tmp_path):
+    workdir = tmp_path / "run"
+    run_recipe(workdir, "torch", processes=2)
+    assert (workdir / "backup").is_dir() and (workdir / "processes" / "1" / "backup").is_dir()
+    assert not (workdir / "processes" / "0").exists()
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution recipe")
+def test_recipe_trains_data_parallel_on_two_devices(tmp_path):
+    run_recipe(tmp_path / "run", "data_parallel",
+               extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute recipe")
+def test_recipe_trains_under_mirrored_strategy(tmp_path):
+    run_recipe(tmp_path / "run", "mirrored")

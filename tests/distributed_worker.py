@@ -111,7 +111,7 @@ def main(argv):
 
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
         model = build_model(args.queue_length)
-        devices = len(jax.devices())
+        devices = None  # read after training from where the variables live
     elif args.mode == "torch":
         import torch.distributed as dist
 
@@ -140,6 +140,8 @@ def main(argv):
     state = {f"w{i:03d}_{v.path}": keras.ops.convert_to_numpy(v.value)
              for i, v in enumerate(model.weights)}
     state["losses"] = np.array(losses)
+    if devices is None:  # JAX: the devices a variable is replicated on under DataParallel
+        devices = len(model.trainable_variables[0].value.sharding.device_set)
     state["devices"] = np.array(devices)
     if args.mode == "torch":
         import torch.distributed as dist

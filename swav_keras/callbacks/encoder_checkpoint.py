@@ -41,7 +41,19 @@ class EncoderCheckpoint(keras.callbacks.Callback):
 
 
 def save_encoder(encoder, filepath):
-    """Saves `encoder` to `filepath` through a temporary file and an atomic rename."""
+    """Saves `encoder` to `filepath` through a temporary file and an atomic rename.
+
+    `SyncBatchNormalization` layers are saved as plain `keras.layers.BatchNormalization`
+    (same weights; they differ only when training on several replicas), so the file loads with
+    Keras alone.
+    """
+    from swav_keras.layers.sync_batch_normalization import (
+        SyncBatchNormalization,
+        to_batch_normalization,
+    )
+
+    if any(isinstance(layer, SyncBatchNormalization) for layer in encoder.layers):
+        encoder = to_batch_normalization(encoder)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(filepath)}.{os.getpid()}.tmp.keras")
