@@ -11,6 +11,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
 - `start_distribution(name, tpu="")`: sets up the backend's distributed engine by name
   (`"auto"`, `"none"` or one of the backend's own, see `DISTRIBUTIONS`) and returns a
   `Distribution`.
+- `replica_local_variable_kwargs()`: `keras.Variable` arguments for state that each replica
+  keeps for itself (the feature queue).
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.

@@ -30,6 +30,11 @@ def synchronize_gradients(variables):
     del variables
 
 
+def replica_local_variable_kwargs():
+    """None needed: under GSPMD the program, and its state, are global."""
+    return {}
+
+
 def num_replicas():
     """One logical replica: the program is written for the global batch."""
     return 1

@@ -54,6 +54,18 @@ def synchronize_gradients(variables):
     del variables
 
 
+def replica_local_variable_kwargs():
+    """`keras.Variable` arguments for state each replica keeps for itself (the feature queue).
+
+    Under a strategy of several replicas: `synchronization="on_read"` with
+    `aggregation="only_first_replica"` (a mirrored variable would be overwritten with one
+    replica's value, or refuse per-replica assignments). On one replica: nothing special.
+    """
+    if num_replicas() == 1:
+        return {}
+    return {"synchronization": "on_read", "aggregation": "only_first_replica"}
+
+
 def num_replicas():
     """Number of replicas that share the global batch."""
     return tf.distribute.get_strategy().num_replicas_in_sync

@@ -88,6 +88,11 @@ def _average_gradient(parameter):
     parameter.grad.div_(_world_size())
 
 
+def replica_local_variable_kwargs():
+    """None needed: each process holds its own variables."""
+    return {}
+
+
 def num_replicas():
     """Number of processes that share the global batch."""
     return _world_size()

@@ -135,7 +135,7 @@ def build_optimizer(config, steps_per_epoch):
 
 def build_model(config, encoder, steps_per_epoch, distribution=None):
     """The SwAV model of `config`; under a `Distribution` of several replicas, with
-    synchronised BatchNorm (`config.sync_batchnorm`) and a per-process queue."""
+    synchronised BatchNorm (`config.sync_batchnorm`)."""
     from swav_keras import SwAV, backends
     from swav_keras.layers import to_sync_batch_normalization
 
@@ -145,16 +145,6 @@ def build_model(config, encoder, steps_per_epoch, distribution=None):
             "`queue_length` must be a multiple of `batch_size`; received "
             f"queue_length={config.queue_length}, batch_size={config.batch_size}."
         )
-    queue_length = config.queue_length
-    if queue_length and distribution.num_replicas > 1:
-        if not distribution.shards_input and distribution.name != "data_parallel":
-            raise ValueError(
-                "The feature queue is not yet supported under tf.distribute "
-                f"(distribution={distribution.name!r}): use queue_length=0, the jax backend "
-                "with data_parallel, or the torch backend."
-            )
-        # torch: each process queues its own samples; together they hold queue_length.
-        queue_length //= distribution.process_count if distribution.shards_input else 1
     sync = bool(config.sync_batchnorm and distribution.num_replicas > 1)
     if sync:
         encoder = to_sync_batch_normalization(encoder)
@@ -167,7 +157,7 @@ def build_model(config, encoder, steps_per_epoch, distribution=None):
         epsilon=config.epsilon,
         sinkhorn_iterations=config.sinkhorn_iterations,
         crops_for_assign=config.crops_for_assign,
-        queue_length=queue_length,
+        queue_length=config.queue_length,
         queue_start_step=config.queue_start_epoch * steps_per_epoch,
         freeze_prototypes_steps=config.freeze_prototypes_steps,
         sync_batchnorm=sync,

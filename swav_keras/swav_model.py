@@ -52,8 +52,8 @@ class SwAV(keras.Model):
         epsilon: positive float, Sinkhorn's regularisation. Defaults to `0.05`.
         sinkhorn_iterations: positive int. Defaults to `3`.
         crops_for_assign: indices of the crops whose codes are predicted. Defaults to `(0, 1)`.
-        queue_length: int >= 0, embeddings kept per assignment crop (0: no queue); a
-            multiple of the batch size. Defaults to `0`.
+        queue_length: int >= 0, embeddings kept per assignment crop (0: no queue), over all
+            replicas; a multiple of the batch size. Defaults to `0`.
         queue_start_step: int >= 0, the training step from which the queue is filled (it is
             used once full). Defaults to `0`.
         freeze_prototypes_steps: int >= 0, steps during which the prototypes get no update.
@@ -139,8 +139,17 @@ class SwAV(keras.Model):
         self.prototypes = Prototypes(num_prototypes, dtype="float32", name="prototypes")
         self.queue = None
         if self.queue_length:
+            # On several replicas each keeps its share of the queue (tf.distribute replicas,
+            # torch processes); under JAX's GSPMD the one queue is already global.
+            replicas = backends.active().num_replicas()
+            if self.queue_length % replicas:
+                raise ValueError(
+                    f"`queue_length` must be a multiple of the {replicas} replicas; received "
+                    f"queue_length={self.queue_length}."
+                )
             self.queue = FeatureQueue(
-                len(self.crops_for_assign), self.queue_length, projection_dim, name="queue"
+                len(self.crops_for_assign), self.queue_length // replicas, projection_dim,
+                name="queue",
             )
         self.step = self.add_weight(
             name="step", shape=(), initializer="zeros", dtype="int32", trainable=False
@@ -231,7 +240,12 @@ class SwAV(keras.Model):
             use_queue = ops.logical_and(
                 self.queue.is_full(), ops.greater_equal(step, self.queue_start_step)
             )
-            codes = ops.cond(use_queue, codes_with_queue, codes_without_queue)
+            # Both, then a select, rather than `ops.cond`: Sinkhorn's all-reduces may not sit
+            # in a conditional branch under tf.distribute (a cross-replica sync point).
+            codes = [
+                ops.where(use_queue, with_queue, without_queue)
+                for with_queue, without_queue in zip(codes_with_queue(), codes_without_queue())
+            ]
 
         loss = swapped_prediction(scores, codes, self.crops_for_assign, self.temperature)
         # A batch with NaN/Inf: zero gradient (the crops were zeroed in `call`), NaN loss.
@@ -312,7 +326,7 @@ class SwAV(keras.Model):
                 "All crops must hold the same images, so the same batch size; received batch "
                 f"sizes {sizes} for crops 0..{len(sizes) - 1}."
             )
-        if self.queue_length and known and self.queue_length % known[0]:
+        if self.queue is not None and known and self.queue.length % known[0]:
             raise ValueError(
                 "`queue_length` must be a multiple of the batch size; received "
                 f"queue_length={self.queue_length} with batch size {known[0]}. Use e.g. "

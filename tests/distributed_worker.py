@@ -36,6 +36,8 @@ def parse_args(argv):
     parser.add_argument("--reverse_batch", action="store_true")
     # torch only: leaves each process's gradients un-averaged (the hook disabled).
     parser.add_argument("--skip_gradient_averaging", action="store_true")
+    # Compiles the train step with XLA (what TPUs need).
+    parser.add_argument("--jit_compile", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -51,7 +53,7 @@ def set_up_devices(mode):
         )
 
 
-def build_model(queue_length):
+def build_model(queue_length, jit_compile=False):
     import keras
 
     from swav_keras import SwAV
@@ -69,7 +71,7 @@ def build_model(queue_length):
     encoder = keras.Model(inputs, x)
     model = SwAV(encoder, projection_dim=8, hidden_dim=16, num_prototypes=12,
                  queue_length=queue_length, sync_batchnorm=True)
-    model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.9))
+    model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.9), jit_compile=jit_compile)
     return model
 
 
@@ -121,7 +123,7 @@ def main(argv):
         model = build_model(args.queue_length)
         devices = dist.get_world_size()
     else:
-        model = build_model(args.queue_length)
+        model = build_model(args.queue_length, args.jit_compile)
         devices = 1
 
     # Each torch process fits its contiguous share of every global batch (the other modes
@@ -137,12 +139,16 @@ def main(argv):
             batch = tuple(c[args.rank * local:(args.rank + 1) * local] for c in batch)
         history = model.fit(batch, batch_size=local, epochs=1, shuffle=False, verbose=0)
         losses.append(history.history["loss"][-1])
+    # Every weight but the queue, whose per-replica shares are compared as one set below.
     state = {f"w{i:03d}_{v.path}": keras.ops.convert_to_numpy(v.value)
-             for i, v in enumerate(model.weights)}
+             for i, v in enumerate(model.weights) if "queue" not in v.path}
+    if model.queue is not None:
+        state["queue"], state["queue_filled"] = _global_queue(model.queue, args.mode)
     state["losses"] = np.array(losses)
     if devices is None:  # JAX: the devices a variable is replicated on under DataParallel
         devices = len(model.trainable_variables[0].value.sharding.device_set)
     state["devices"] = np.array(devices)
+    state["jit_compile"] = np.array(bool(model.jit_compile))
     if args.mode == "torch":
         import torch.distributed as dist
 
@@ -151,6 +157,33 @@ def main(argv):
         dist.destroy_process_group()
     if args.rank == 0:
         np.savez(args.out, **state)
+
+
+def _global_queue(queue, mode):
+    """The union of every replica's queue, rows sorted (order differs, the set must not)."""
+    import keras
+    import numpy as np
+
+    values, filled = queue.values.value, queue.filled.value
+    if mode == "mirrored":  # replica-local variables: one component per replica
+        shares = [v.numpy() for v in values.values]
+        counts = [int(c.numpy()) for c in filled.values]
+    elif mode == "torch":
+        import torch
+        import torch.distributed as dist
+
+        shares = [torch.zeros_like(values) for _ in range(dist.get_world_size())]
+        dist.all_gather(shares, values.detach().contiguous())
+        shares = [s.cpu().numpy() for s in shares]
+        count = filled.detach().clone()
+        dist.all_reduce(count)
+        counts = [int(count)]
+    else:
+        shares = [keras.ops.convert_to_numpy(values)]
+        counts = [int(keras.ops.convert_to_numpy(filled))]
+    union = np.concatenate(shares, axis=1)
+    ordered = [rows[np.lexsort(rows.T[::-1])] for rows in union]
+    return np.stack(ordered), np.array(sum(counts))
 
 
 def _torch_mean(values):

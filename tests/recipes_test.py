@@ -14,7 +14,8 @@ from recipes.pretrain import pretrain
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
     num_crops=(2, 2), crop_sizes=(28, 14), freeze_prototypes_steps=2, queue_length=1024,
-    queue_start_epoch=0, epochs=1, warmup_epochs=0.0,
+    queue_start_epoch=0, epochs=1, warmup_epochs=0.0, base_learning_rate=1.0,
+    final_learning_rate=0.001,
 )
 
 

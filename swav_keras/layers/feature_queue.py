@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from swav_keras import backends
 from swav_keras.validation import check_int
 
 
@@ -17,7 +18,10 @@ class FeatureQueue(keras.layers.Layer):
     every step.
 
     The state lives in non-trainable variables (`values`, `filled`), so it is saved with the
-    model's weights and restored by checkpoints.
+    model's weights and restored by checkpoints. When training on several replicas, each
+    replica keeps its own queue of its own samples (`length` is then per replica; together they
+    hold what one device's queue would): under `tf.distribute` the variables are replica-local
+    (`synchronization="on_read"`, read from the first replica), as the backend adapter says.
 
     Args:
         num_queues: positive int, one queue per assignment crop. Defaults to `2`.
@@ -40,16 +44,20 @@ class FeatureQueue(keras.layers.Layer):
         self.num_queues = check_int("num_queues", num_queues, minimum=1)
         self.length = check_int("length", length, minimum=1)
         self.dim = check_int("dim", dim, minimum=1)
-        self.values = self.add_weight(
-            name="values",
-            shape=(self.num_queues, self.length, self.dim),
-            initializer="zeros",
-            dtype="float32",
-            trainable=False,
-        )
-        self.filled = self.add_weight(
-            name="filled", shape=(), initializer="zeros", dtype="int32", trainable=False
-        )
+        local = backends.active().replica_local_variable_kwargs()
+        with keras.name_scope(self.name, caller=self):
+            self.values = keras.Variable(
+                initializer=keras.initializers.Zeros(),
+                shape=(self.num_queues, self.length, self.dim),
+                dtype="float32",
+                trainable=False,
+                name="values",
+                **local,
+            )
+            self.filled = keras.Variable(
+                initializer=keras.initializers.Zeros(), shape=(), dtype="int32", trainable=False,
+                name="filled", **local,
+            )
         self.built = True
 
     def is_full(self):
