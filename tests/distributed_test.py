@@ -104,92 +104,51 @@ def assert_trained(state):
     assert state["losses"][-1] < state["losses"][0]
 
 
-# ------------------------------------------------------------------------------ TensorFlow
-tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute test")
+# Each backend's own engine: the mode of `distributed_worker.py` and its replica count.
+MODE, REPLICAS = {
+    "tensorflow": ("mirrored", 2),  # MirroredStrategy on 2 logical CPUs
+    "jax": ("data_parallel", 4),  # DataParallel on 4 host devices (GSPMD)
+    "torch": ("torch", 2),  # 2 gloo processes
+}[BACKEND]
 
 
-@tensorflow_only
-def test_mirrored_strategy_equals_one_device(tmp_path, single):
-    mirrored = run_worker(tmp_path / "mirrored.npz", "mirrored")
-    assert int(mirrored["devices"]) == 2
-    assert_trained(mirrored)
-    difference = max_difference(mirrored, single)
+def assert_equal_runs(a, b):
+    difference = max_difference(a, b)
     assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
 
 
-@tensorflow_only
-def test_mirrored_strategy_with_queue_equals_one_device(tmp_path, single_with_queue):
-    mirrored = run_worker(tmp_path / "mirrored.npz", "mirrored", QUEUE)
-    difference = max_difference(mirrored, single_with_queue)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-    assert_same_queue(mirrored, single_with_queue)
+def test_distributed_equals_one_device(tmp_path, single):
+    distributed = run_worker(tmp_path / "distributed.npz", MODE)
+    assert int(distributed["devices"]) == REPLICAS
+    assert_trained(distributed)
+    assert_equal_runs(distributed, single)
 
 
-@tensorflow_only
-def test_mirrored_strategy_with_per_replica_sinkhorn_differs(tmp_path, single):
-    per_replica = run_worker(tmp_path / "per_replica.npz", "mirrored", "--per_replica_sinkhorn")
+def test_distributed_with_queue_equals_one_device(tmp_path, single_with_queue):
+    distributed = run_worker(tmp_path / "distributed.npz", MODE, QUEUE)
+    assert_equal_runs(distributed, single_with_queue)
+    assert_same_queue(distributed, single_with_queue)
+
+
+@pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
+def test_distributed_with_per_replica_sinkhorn_differs(tmp_path, single):
+    per_replica = run_worker(tmp_path / "per_replica.npz", MODE, "--per_replica_sinkhorn")
     assert max_difference(per_replica, single) > 100 * TOLERANCE
 
 
-@tensorflow_only
+@pytest.mark.skipif(BACKEND != "torch", reason="only torch needs the project's averaging")
+def test_processes_without_gradient_averaging_differ(tmp_path, single):
+    distributed = run_worker(tmp_path / "no_average.npz", MODE, "--skip_gradient_averaging")
+    assert max_difference(distributed, single) > 100 * TOLERANCE
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA compilation of a TF step")
 def test_xla_compiled_step_equals_eager_step_on_one_replica(tmp_path, single):
     """`jit_compile=True` (what TPUs run) with the all-reduce hooks in the graph."""
     compiled = run_worker(tmp_path / "xla.npz", "single", "--jit_compile")
     assert bool(compiled["jit_compile"]) and not bool(single["jit_compile"])
     assert_trained(compiled)
-    difference = max_difference(compiled, single)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-
-
-# ------------------------------------------------------------------------------------- JAX
-@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution test")
-def test_data_parallel_equals_one_device(tmp_path, single):
-    sharded = run_worker(tmp_path / "data_parallel.npz", "data_parallel")
-    assert int(sharded["devices"]) == 4
-    assert_trained(sharded)
-    difference = max_difference(sharded, single)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-
-
-@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution test")
-def test_data_parallel_with_queue_equals_one_device(tmp_path, single_with_queue):
-    sharded = run_worker(tmp_path / "data_parallel.npz", "data_parallel", QUEUE)
-    difference = max_difference(sharded, single_with_queue)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-    assert_same_queue(sharded, single_with_queue)
-
-
-# ----------------------------------------------------------------------------------- torch
-torch_only = pytest.mark.skipif(BACKEND != "torch", reason="torch.distributed test")
-
-
-@torch_only
-def test_two_gloo_processes_equal_one_device(tmp_path, single):
-    distributed = run_worker(tmp_path / "gloo.npz", "torch")
-    assert int(distributed["devices"]) == 2
-    assert_trained(distributed)
-    difference = max_difference(distributed, single)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-
-
-@torch_only
-def test_two_gloo_processes_with_queue_equal_one_device(tmp_path, single_with_queue):
-    distributed = run_worker(tmp_path / "gloo.npz", "torch", QUEUE)
-    difference = max_difference(distributed, single_with_queue)
-    assert difference <= TOLERANCE, f"runs differ by {difference:.3g}"
-    assert_same_queue(distributed, single_with_queue)
-
-
-@torch_only
-def test_two_gloo_processes_without_gradient_averaging_differ(tmp_path, single):
-    distributed = run_worker(tmp_path / "no_average.npz", "torch", "--skip_gradient_averaging")
-    assert max_difference(distributed, single) > 100 * TOLERANCE
-
-
-@torch_only
-def test_two_gloo_processes_with_per_replica_sinkhorn_differ(tmp_path, single):
-    distributed = run_worker(tmp_path / "per_replica.npz", "torch", "--per_replica_sinkhorn")
-    assert max_difference(distributed, single) > 100 * TOLERANCE
+    assert_equal_runs(compiled, single)
 
 
 # ------------------------------------------------------------------------- every backend
@@ -260,20 +219,15 @@ def run_recipe(workdir, distribution, processes=1, extra_env=None):
     return encoder
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="torch.distributed recipe")
-def test_recipe_trains_with_two_torch_processes(tmp_path):
+def test_recipe_trains_distributed(tmp_path):
     workdir = tmp_path / "run"
-    run_recipe(workdir, "torch", processes=2)
-    assert (workdir / "backup").is_dir() and (workdir / "processes" / "1" / "backup").is_dir()
-    assert not (workdir / "processes" / "0").exists()
-
-
-@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution recipe")
-def test_recipe_trains_data_parallel_on_two_devices(tmp_path):
-    run_recipe(tmp_path / "run", "data_parallel",
-               extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-
-
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute recipe")
-def test_recipe_trains_under_mirrored_strategy(tmp_path):
-    run_recipe(tmp_path / "run", "mirrored")
+    if MODE == "torch":
+        run_recipe(workdir, MODE, processes=2)
+        # Process 1 keeps its own backup; process 0 writes the workdir's files.
+        assert (workdir / "backup").is_dir()
+        assert (workdir / "processes" / "1" / "backup").is_dir()
+    elif MODE == "data_parallel":
+        run_recipe(workdir, MODE,
+                   extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    else:  # MirroredStrategy over this machine's one CPU device
+        run_recipe(workdir, MODE)
