@@ -19,12 +19,16 @@ def _replica_context():
     return context
 
 
-def all_reduce_sum(x):
-    """Sums `x` over all replicas in sync; the identity on one replica."""
+def _sum_over_replicas(x):
     context = _replica_context()
     if context is None:
         return x
     return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def all_reduce_sum(x):
+    """Sums `x` over all replicas in sync; the identity on one replica."""
+    return _sum_over_replicas(x)
 
 
 def differentiable_all_reduce_sum(x):
@@ -33,7 +37,7 @@ def differentiable_all_reduce_sum(x):
     `ReplicaContext.all_reduce` is differentiable: under `MirroredStrategy` and `TPUStrategy`
     its gradient is the all-reduce of the incoming gradients.
     """
-    return all_reduce_sum(x)
+    return _sum_over_replicas(x)
 
 
 def all_reduce_max(x):

@@ -10,9 +10,13 @@ processes of one run, alternating:
   `DataParallel` on 2 host devices, torch 2 gloo processes of 128 images each.
 
 It prints seconds per step (median of the rounds), the ratio 2 replicas / 1 replica, and the
-values handed to the all-reduce hooks per step (Sinkhorn, synchronised BatchNorm, metrics),
-counted once at trace time on one replica: on 2 CPU cores the replicas share the same cores,
-so the ratio shows the cost of splitting and synchronising, not a speed-up.
+float32 values handed to the all-reduce hooks per step (x 4 for bytes): Sinkhorn's (1 + 4K
+per assignment crop), synchronised BatchNorm's (2C + 1 per BatchNorm call), and all of them
+with the metrics', counted on one eager forward + loss of a replica. Under JAX's GSPMD the
+hooks are the identity and XLA inserts the collectives, so the counts say what the method
+needs, not what XLA moves. Gradients (all-reduced by every data-parallel engine) are not
+counted. On 2 CPU cores the replicas share the same cores, so the ratio shows the cost of
+splitting and synchronising, not a speed-up.
 
 Command (2 CPU cores, about 10 minutes):
 
@@ -59,12 +63,14 @@ def _worker():
     from swav_keras.layers import to_sync_batch_normalization
 
     adapter = backends.active()
-    counted = []
-    for name in ("all_reduce_sum", "differentiable_all_reduce_sum", "all_reduce_max"):
+    counted = {"all_reduce_sum": 0, "differentiable_all_reduce_sum": 0, "all_reduce_max": 0}
+    counting_on = [False]
+    for name in counted:
         original = getattr(adapter, name)
 
-        def counting(x, original=original):
-            counted.append(int(np.prod(tuple(x.shape))))
+        def counting(x, original=original, name=name):
+            if counting_on[0]:
+                counted[name] += int(np.prod(tuple(x.shape)))
             return original(x)
 
         setattr(adapter, name, counting)
@@ -116,10 +122,29 @@ def _worker():
             times.append(time.perf_counter() - self.start)
 
     model.fit(crops, batch_size=local, epochs=1, shuffle=False, verbose=0, callbacks=[Timer()])
+    # Values handed to the all-reduce hooks by one eager training forward + loss (tracing may
+    # call them more than once per step, so the count is taken outside `fit`).
+    counting_on[0] = True
+    batch = tuple(c[:local] for c in crops)
+    model.compute_loss(y_pred=model(batch, training=True), training=False)
+    counting_on[0] = False
+    sinkhorn_values = 0
+
+    def count_sinkhorn(x):
+        nonlocal sinkhorn_values
+        sinkhorn_values += int(np.prod(tuple(x.shape)))
+        return x
+
+    from swav_keras import sinkhorn
+
+    sinkhorn(np.zeros((local, 128), "float32"), all_reduce_sum=count_sinkhorn,
+             all_reduce_max=count_sinkhorn)
     if FLAGS.rank == 0:
         print(json.dumps({
             "seconds_per_step": float(np.median(times[2:])),
-            "values_all_reduced": int(sum(counted)),
+            "sinkhorn_values": sinkhorn_values * len(model.crops_for_assign),
+            "batchnorm_values": counted["differentiable_all_reduce_sum"],
+            "all_values": int(sum(counted.values())),
         }))
 
 
@@ -134,6 +159,8 @@ def _run(backend, replicas):
     env.pop("XLA_FLAGS", None)
     if backend == "jax" and replicas > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={replicas}"
+    if backend == "torch" and replicas > 1:  # as torchrun does: the cores split over processes
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // replicas))
     command = [sys.executable, "-m", "benchmarks.distribution_overhead", "--worker",
                f"--replicas={replicas}", f"--batch_size={FLAGS.batch_size}",
                f"--steps={FLAGS.steps}"]
@@ -160,9 +187,9 @@ def main(argv):
           f"{FLAGS.batch_size}, SGD; {FLAGS.steps} timed steps x {FLAGS.rounds} rounds")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, keras {keras.__version__}")
-    print("| backend | 1 replica s/step | 2 replicas s/step | 2 / 1 | values all-reduced "
-          "per step (2 replicas) | bytes |")
-    print("|---|---|---|---|---|---|")
+    print("| backend | 1 replica s/step | 2 replicas s/step | 2 / 1 | float32 values "
+          "all-reduced per step: Sinkhorn / synchronised BatchNorm / all |")
+    print("|---|---|---|---|---|")
     for backend in FLAGS.backends:
         results = {1: [], 2: []}
         for _ in range(FLAGS.rounds):
@@ -170,9 +197,10 @@ def main(argv):
                 results[replicas].append(_run(backend, replicas))
         one = sorted(r["seconds_per_step"] for r in results[1])[len(results[1]) // 2]
         two = sorted(r["seconds_per_step"] for r in results[2])[len(results[2]) // 2]
-        values = results[2][0]["values_all_reduced"]
-        print(f"| {backend} | {one:.3f} | {two:.3f} | {two / one:.2f} | {values} | "
-              f"{4 * values} |", flush=True)
+        counts = results[2][0]
+        print(f"| {backend} | {one:.3f} | {two:.3f} | {two / one:.2f} | "
+              f"{counts['sinkhorn_values']} / {counts['batchnorm_values']} / "
+              f"{counts['all_values']} |", flush=True)
 
 
 if __name__ == "__main__":
