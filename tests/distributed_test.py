@@ -27,6 +27,7 @@ import pytest
 from swav_keras import sinkhorn
 
 BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 TOLERANCE = 1e-5
 # Queued embeddings come out of the whole network: on one device the same batches in reversed
@@ -35,10 +36,29 @@ QUEUE_TOLERANCE = 5e-5
 QUEUE = "--queue_length=32"  # 2 global batches of 16: full after step 2, used at step 3
 
 
-def _env():
+def _env(processes=1):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("XLA_FLAGS", None)
+    if processes > 1:
+        # As torchrun does: the cores are split over the processes. Two processes each
+        # running as many OpenMP threads as there are cores oversubscribe this machine.
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
     return env
+
+
+def run_processes(commands, envs, timeout=900):
+    """Runs the commands together; fails with their output, never leaves one running."""
+    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT) for command, env in zip(commands, envs)]
+    try:
+        for run in runs:
+            output, _ = run.communicate(timeout=timeout)
+            assert run.returncode == 0, output.decode()[-3000:]
+    finally:
+        for run in runs:  # a failed or hung process must not keep its peers waiting
+            if run.poll() is None:
+                run.kill()
+                run.wait()
 
 
 def run_worker(path, mode, *flags):
@@ -46,20 +66,11 @@ def run_worker(path, mode, *flags):
     out = str(path)
     command = [sys.executable, WORKER, f"--mode={mode}", f"--out={out}", *flags]
     if mode != "torch":
-        run = subprocess.run(command, env=_env(), timeout=900, capture_output=True, text=True)
-        assert run.returncode == 0, run.stderr[-3000:]
+        run_processes([command], [_env()])
     else:
         port = _free_port()
-        processes = [
-            subprocess.Popen(
-                command + [f"--rank={rank}", "--world_size=2", f"--port={port}"],
-                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-            for rank in range(2)
-        ]
-        for process in processes:
-            output, _ = process.communicate(timeout=600)
-            assert process.returncode == 0, output.decode()[-3000:]
+        run_processes([command + [f"--rank={rank}", "--world_size=2", f"--port={port}"]
+                       for rank in range(2)], [_env(processes=2)] * 2)
     with np.load(out) as state:
         return {k: state[k] for k in state.files}
 
@@ -198,20 +209,14 @@ RECIPE_FLAGS = [
 def run_recipe(workdir, distribution, processes=1, extra_env=None):
     command = [sys.executable, "-m", "recipes.pretrain", f"--workdir={workdir}",
                f"--distribution={distribution}", *RECIPE_FLAGS]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(_env(), **(extra_env or {}))
-    port = str(_free_port())
-    runs = []
-    for rank in range(processes):
-        process_env = dict(env)
-        if processes > 1:
-            process_env.update(RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
-                               MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        runs.append(subprocess.Popen(command, cwd=root, env=process_env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    for run in runs:
-        output, _ = run.communicate(timeout=900)
-        assert run.returncode == 0, output.decode()[-3000:]
+    env = dict(_env(processes), **(extra_env or {}))
+    if processes > 1:  # what torchrun gives each process
+        port = str(_free_port())
+        envs = [dict(env, RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
+                     MASTER_ADDR="127.0.0.1", MASTER_PORT=port) for rank in range(processes)]
+    else:
+        envs = [env]
+    run_processes([command] * processes, envs)
     encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
     # Exported with plain BatchNormalization: loads with Keras alone.
     assert not any("Sync" in type(layer).__name__ for layer in encoder.layers)

@@ -2,6 +2,8 @@
 
 import math
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -113,6 +115,45 @@ def test_normalisation_layer_takes_raw_pixels():
         keras.ops.convert_to_numpy(normalised(raw, training=False)),
         atol=1e-3,
     )
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 7), (9, 6)])
+def test_strided_shortcut_is_a_strided_1x1_convolution(size):
+    """The shortcut subsamples then convolves: a stride-2 "same" 1x1 conv, pixel for pixel."""
+    model = SmallResNet(width=4, input_shape=(None, None, 1))
+    subsample = model.get_layer("conv3_block1_0_subsample")
+    conv = model.get_layer("conv3_block1_0_conv")
+    x = np.random.default_rng(1).normal(size=(2, *size, 4)).astype("float32")
+    got = keras.ops.convert_to_numpy(conv(subsample(x)))
+    kernel = keras.ops.convert_to_numpy(conv.kernel)  # [1, 1, 4, 8]
+    # NumPy: a 1x1 kernel at stride 2 with "same" padding (none needed) reads pixels 0, 2, ...
+    expected = np.einsum("bhwc,cf->bhwf", x[:, ::2, ::2, :], kernel[0, 0])
+    assert got.shape == (2, math.ceil(size[0] / 2), math.ceil(size[1] / 2), 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+FEW_CHANNELS_TRAINING = """
+import keras, numpy as np
+from swav_keras.backbones.small_resnet import SmallResNet
+keras.utils.set_random_seed(0)
+model = SmallResNet(width=4, input_shape=(28, 28, 1))
+model.compile(optimizer="sgd", loss="mse")
+x = np.random.default_rng(0).uniform(0, 255, (64, 28, 28, 1)).astype("float32")
+history = model.fit(x, np.zeros((64, 32), "float32"), batch_size=32, epochs=2, verbose=0)
+assert np.all(np.isfinite(history.history["loss"])), history.history
+print("trained")
+"""
+
+
+def test_training_with_fewer_channels_than_a_simd_block():
+    """Width 4 (stride-2 shortcuts on 4 and 8 channels) trains without corrupting memory.
+
+    Run in a fresh process: a strided 1x1 conv on so few channels used to send PyTorch's
+    CPU backward into oneDNN#6035 (heap corruption: a crash, an abort or a hang).
+    """
+    run = subprocess.run([sys.executable, "-c", FEW_CHANNELS_TRAINING], capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert run.returncode == 0 and "trained" in run.stdout, run.stderr[-3000:]
 
 
 def test_keras_file_roundtrip(tmp_path):

@@ -76,6 +76,18 @@ def _conv(filters, kernel_size, strides, name):
             )
         )
         padding = "valid"
+    if strides > 1 and kernel_size == 1:
+        # A strided 1x1 conv reads every `strides`-th pixel: subsample, then convolve at
+        # stride 1 (the same function and weights). oneDNN's strided 1x1 backward-weights
+        # kernel, which PyTorch runs on CPUs for channels-last inputs, writes past its
+        # workspace when the input has fewer than 8 (AVX2) or 16 (AVX-512) channels:
+        # heap corruption, crashes or a hang in `backward` (uxlfoundation/oneDNN#6035).
+        layers.append(
+            keras.layers.MaxPooling2D(
+                1, strides, data_format="channels_last", name=name + "_subsample"
+            )
+        )
+        strides = 1
     layers.append(
         keras.layers.Conv2D(
             filters,
