@@ -7,6 +7,8 @@ global sum and XLA inserts the collectives itself: the reductions here are the i
 import contextlib
 import os
 
+import keras
+
 from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
 
 
@@ -33,6 +35,18 @@ def synchronize_gradients(variables):
 def replica_local_variable_kwargs():
     """None needed: under GSPMD the program, and its state, are global."""
     return {}
+
+
+def replica_values(variable):
+    """`[value]`: under GSPMD a variable holds one global value."""
+    return [keras.ops.convert_to_numpy(variable)]
+
+
+def assign_replica_values(variable, values):
+    """Assigns `values[0]`, the only replica's value (the inverse of `replica_values`)."""
+    if len(values) != 1:
+        raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
+    variable.assign(values[0])
 
 
 def num_replicas():

@@ -70,6 +70,32 @@ def replica_local_variable_kwargs():
     return {"synchronization": "on_read", "aggregation": "only_first_replica"}
 
 
+def replica_values(variable):
+    """This process's replicas' values of `variable`, as NumPy arrays, first replica first.
+
+    A replica-local variable (`replica_local_variable_kwargs`) holds one value per replica, and
+    reading it, as `save_weights` does, gives the first replica's only: the feature queue saves
+    every replica's share through this. Any other variable gives one value.
+    """
+    value = getattr(variable, "value", variable)
+    if isinstance(value, tf.distribute.DistributedValues):
+        return [component.numpy() for component in value.values]
+    return [value.numpy()]
+
+
+def assign_replica_values(variable, values):
+    """Assigns `values[r]` to replica `r`'s copy of `variable` (the inverse of `replica_values`)."""
+    value = getattr(variable, "value", variable)
+    components = value.values if isinstance(value, tf.distribute.DistributedValues) else [value]
+    if len(values) != len(components):
+        raise ValueError(
+            f"`values` must hold one value per replica ({len(components)}); received "
+            f"{len(values)}."
+        )
+    for component, item in zip(components, values):
+        component.assign(item)
+
+
 def num_replicas():
     """Number of replicas that share the global batch."""
     return tf.distribute.get_strategy().num_replicas_in_sync

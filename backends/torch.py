@@ -7,6 +7,7 @@ the Sinkhorn sums are all-reduced here, outside autograd (codes carry no gradien
 import contextlib
 import os
 
+import keras
 import torch
 import torch.distributed as dist
 
@@ -91,6 +92,18 @@ def _average_gradient(parameter):
 def replica_local_variable_kwargs():
     """None needed: each process holds its own variables."""
     return {}
+
+
+def replica_values(variable):
+    """`[value]`: each process holds (and saves) its own variables."""
+    return [keras.ops.convert_to_numpy(variable)]
+
+
+def assign_replica_values(variable, values):
+    """Assigns `values[0]`, the only replica's value (the inverse of `replica_values`)."""
+    if len(values) != 1:
+        raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
+    variable.assign(values[0])
 
 
 def num_replicas():

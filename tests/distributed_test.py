@@ -141,6 +141,14 @@ def test_distributed_with_queue_equals_one_device(tmp_path, single_with_queue):
     assert_same_queue(distributed, single_with_queue)
 
 
+def test_distributed_queue_survives_saving_and_loading(tmp_path, single_with_queue):
+    """`save_weights` then `load_weights` (a resume) keeps every replica's share of the queue."""
+    reloaded = run_worker(tmp_path / "reloaded.npz", MODE, QUEUE, "--reload")
+    assert int(reloaded["devices"]) == REPLICAS
+    assert_equal_runs(reloaded, single_with_queue)
+    assert_same_queue(reloaded, single_with_queue)
+
+
 @pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
 def test_distributed_with_per_replica_sinkhorn_differs(tmp_path, single):
     per_replica = run_worker(tmp_path / "per_replica.npz", MODE, "--per_replica_sinkhorn")

@@ -14,6 +14,7 @@ hook disabled), so the test can see that the hook matters.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -38,6 +39,9 @@ def parse_args(argv):
     parser.add_argument("--skip_gradient_averaging", action="store_true")
     # Compiles the train step with XLA (what TPUs need).
     parser.add_argument("--jit_compile", action="store_true")
+    # After training, saves the weights (`save_weights`, as `BackupAndRestore` does), loads
+    # them into a freshly built model on the same devices and reports that model's state.
+    parser.add_argument("--reload", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -101,11 +105,13 @@ def main(argv):
         raise SystemExit("GSPMD has no per-replica sums to fall back to.")
 
     data = crops(args.steps, args.batch)
+    scope = contextlib.nullcontext
     if args.mode == "mirrored":
         import tensorflow as tf
 
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        with strategy.scope():
+        scope = strategy.scope
+        with scope():
             model = build_model(args.queue_length)
         devices = strategy.num_replicas_in_sync
     elif args.mode == "data_parallel":
@@ -139,8 +145,16 @@ def main(argv):
             batch = tuple(c[args.rank * local:(args.rank + 1) * local] for c in batch)
         history = model.fit(batch, batch_size=local, epochs=1, shuffle=False, verbose=0)
         losses.append(history.history["loss"][-1])
+    if args.reload:
+        path = f"{args.out}.rank{args.rank}.weights.h5"
+        model.save_weights(path)
+        with scope():
+            model = build_model(args.queue_length, args.jit_compile)
+            model(batch, training=False)  # builds the variables that the file fills
+        model.load_weights(path)
     # Every weight but the queue, whose per-replica shares are compared as one set below.
-    state = {f"w{i:03d}_{v.path}": keras.ops.convert_to_numpy(v.value)
+    # Keys without the model name (a reloaded model is "sw_av_1").
+    state = {f"w{i:03d}_{v.path.split('/', 1)[-1]}": keras.ops.convert_to_numpy(v.value)
              for i, v in enumerate(model.weights) if "queue" not in v.path}
     if model.queue is not None:
         state["queue"], state["queue_filled"] = _global_queue(model.queue, args.mode)

@@ -1,6 +1,7 @@
 """A FIFO of past embeddings, giving Sinkhorn more samples than one small batch holds."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from swav_keras import backends
@@ -22,6 +23,9 @@ class FeatureQueue(keras.layers.Layer):
     replica keeps its own queue of its own samples (`length` is then per replica; together they
     hold what one device's queue would): under `tf.distribute` the variables are replica-local
     (`synchronization="on_read"`, read from the first replica), as the backend adapter says.
+    Checkpoints (`save_weights`, `BackupAndRestore`) save every replica's share; restored on
+    another number of replicas, the saved embeddings are dealt out evenly over the new ones
+    (each keeping its newest `length`).
 
     Args:
         num_queues: positive int, one queue per assignment crop. Defaults to `2`.
@@ -78,7 +82,9 @@ class FeatureQueue(keras.layers.Layer):
                 f"`embeddings` must hold one [batch, {self.dim}] tensor per queue "
                 f"({self.num_queues}); received {len(embeddings)} tensors."
             )
-        new = ops.stack([ops.cast(ops.stop_gradient(e), "float32") for e in embeddings])
+        new = ops.stack(
+            [ops.cast(ops.stop_gradient(ops.convert_to_tensor(e)), "float32") for e in embeddings]
+        )
         batch = ops.shape(new)[1]
         old = ops.convert_to_tensor(self.values)
         values = ops.concatenate([new, old[:, : self.length - batch]], axis=1)
@@ -99,7 +105,55 @@ class FeatureQueue(keras.layers.Layer):
         values = ops.convert_to_tensor(self.values)
         return [ops.matmul(values[i], kernel) for i in range(self.num_queues)]
 
+    def save_own_variables(self, store):
+        """Saves every local replica's queue: `"0"` and `"1"` hold the first replica's values
+        and count (Keras's own layout), `"0_replica{r}"` and `"1_replica{r}"` replica r's."""
+        adapter = backends.active()
+        values = adapter.replica_values(self.values)
+        filled = adapter.replica_values(self.filled)
+        for r, (share, count) in enumerate(zip(values, filled)):
+            suffix = f"_replica{r}" if r else ""
+            store[f"0{suffix}"] = share
+            store[f"1{suffix}"] = count
+
+    def load_own_variables(self, store):
+        """Restores what `save_own_variables` saved, on any number of replicas."""
+        shares, counts = [store["0"]], [store["1"]]
+        while f"0_replica{len(shares)}" in store:
+            shares.append(store[f"0_replica{len(shares)}"])
+            counts.append(store[f"1_replica{len(counts)}"])
+        adapter = backends.active()
+        replicas = len(adapter.replica_values(self.filled))
+        values, filled = _redistribute(shares, counts, replicas, self.length)
+        adapter.assign_replica_values(self.values, values)
+        adapter.assign_replica_values(self.filled, filled)
+
     def get_config(self):
         config = super().get_config()
         config.update({"num_queues": self.num_queues, "length": self.length, "dim": self.dim})
         return config
+
+
+def _redistribute(shares, counts, replicas, length):
+    """Deals saved queue shares out to `replicas` queues of `length` (newest first in each).
+
+    The same number of shares of the same length come back unchanged. Otherwise the held
+    embeddings of all shares are split evenly over the new queues, each keeping its first (newest)
+    `length`; the rest of a queue is zeros and its count says how many it holds.
+
+    Returns:
+        `(values, counts)`: lists of `replicas` arrays `[num_queues, length, dim]` and int32
+        scalars.
+    """
+    shares = [np.asarray(share, "float32") for share in shares]
+    counts = [int(np.asarray(count)) for count in counts]
+    if len(shares) == replicas and all(share.shape[1] == length for share in shares):
+        return shares, [np.asarray(count, "int32") for count in counts]
+    held = np.concatenate([share[:, :count] for share, count in zip(shares, counts)], axis=1)
+    values, filled = [], []
+    for part in np.array_split(held, replicas, axis=1):
+        part = part[:, :length]
+        padding = np.zeros((part.shape[0], length - part.shape[1], part.shape[2]), "float32")
+        values.append(np.concatenate([part, padding], axis=1))
+        filled.append(np.asarray(part.shape[1], "int32"))
+    return values, filled
