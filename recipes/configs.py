@@ -161,7 +161,8 @@ FASHION_MNIST = PretrainConfig(
     freeze_prototypes_steps=0,
     optimizer="lars",
     # Measured on 3-epoch runs (kNN weighted): LARS base lr 3.0 > 2.0 > 1.0, and batch 128
-    # beats 256 at the same epochs (twice the steps); 10 epochs fit the 30-minute budget.
+    # beats 256 at the same epochs (twice the steps); 10 epochs fit the 30-minute budget
+    # (on the 2-core AVX-512 machine; see benchmarks/RESULTS.md for a slower one).
     base_learning_rate=3.0,
     final_learning_rate=0.003,
     warmup_epochs=1.0,

@@ -14,20 +14,23 @@ Several devices: `--distribution=auto|none|mirrored|multi_worker|tpu` (TensorFlo
 table gives the command for GPUs, TPUs and several hosts, and `recipes/swav_colab.ipynb` runs
 this recipe from Colab.
 
-Expected result and time (the `fashion_mnist` defaults, 10 epochs, 2 CPU cores, TensorFlow,
-2026-11-28): kNN k=20 85.99% weighted / 85.86% majority, linear probe 88.27%, after 28.9 min of
-pretraining; details in `benchmarks/RESULTS.md` (the main job, `scripts/main.sh`, runs
-this recipe then `knn_eval` and `linear_eval`).
+Expected result and time (the `fashion_mnist` defaults, 10 epochs, 2 CPU cores with AVX-512,
+TensorFlow, 2026-11-28): kNN k=20 85.99% weighted / 85.86% majority, linear probe 88.27%, after
+28.9 min of pretraining (a 2-core AVX2 AMD EPYC steps 8 times slower: about 3.3 hours);
+details in `benchmarks/RESULTS.md` (the main job, `scripts/main.sh`, runs this recipe then
+`knn_eval` and `linear_eval`).
 
 The workdir receives:
 - `encoder.keras`: the encoder alone, taking raw pixels (0..255; its normalisation is a layer
   inside it), loadable under any backend with `keras.models.load_model`; rewritten after
   every epoch;
-- `backup/`: the state of the last finished epoch (weights, optimizer, step counter, queue);
-  rerunning the same command resumes from it, losing at most the epoch in progress;
+- `backup/`: the state of the last finished epoch (weights, optimizer, step counter, queue,
+  every replica's share of it); rerunning the same command resumes from it, losing at most
+  the epoch in progress;
 - `training_log.csv` and `logs/` (TensorBoard: `tensorboard --logdir <workdir>/logs`);
 - `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
-- `config.json`: the configuration the run uses.
+- `config.json`: the configuration the run uses; `processes.json`: how many processes made it
+  (each keeps its own backup, so a resume needs as many; replicas within a process may change).
 """
 
 import dataclasses
@@ -199,6 +202,31 @@ def prepare_workdir(workdir, config, resume):
         json.dump(current, f, indent=2)
 
 
+def check_process_count(workdir, process_count, write):
+    """Refuses to resume a run with another number of processes than the one that made it.
+
+    With several processes (torch.distributed, multi-worker TensorFlow, multi-host JAX) each
+    keeps its own backup; resumed by more processes, the new ones would start from scratch
+    beside the others, and by fewer, some backups would be dropped. The chief (`write`) records
+    the count in `<workdir>/processes.json`. Replicas within one process may change: their
+    queues are dealt out again on restore.
+    """
+    path = os.path.join(workdir, "processes.json")
+    if os.path.isdir(os.path.join(workdir, "backup")) and os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)["process_count"]
+        if saved != process_count:
+            raise ValueError(
+                f"{workdir} holds a run of {saved} process(es), each with its own backup; "
+                f"received {process_count} processes. Resume it with {saved}, or use another "
+                "--workdir."
+            )
+    if write:
+        with open(path + ".tmp", "w") as f:
+            json.dump({"process_count": process_count}, f)
+        os.replace(path + ".tmp", path)
+
+
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
              verbose="auto", distribution="none", tpu=""):
     """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
@@ -219,8 +247,10 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     chief = spread.process_index == 0
+    check_process_count(workdir, spread.process_count, write=False)
     if chief:
         prepare_workdir(workdir, config, resume)
+        check_process_count(workdir, spread.process_count, write=True)
     backup_dir = os.path.join(workdir, "backup")
     if not chief:
         backup_dir = os.path.join(workdir, "processes", str(spread.process_index), "backup")

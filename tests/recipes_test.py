@@ -9,7 +9,7 @@ import pytest
 
 from recipes import configs
 from recipes.knn_eval import knn_eval
-from recipes.pretrain import pretrain
+from recipes.pretrain import check_process_count, pretrain
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
@@ -74,6 +74,21 @@ def test_noresume_never_overwrites_a_run(tmp_path):
         pretrain(_config(num_prototypes=30), workdir, train_examples=128, verbose=0)
     assert "fields ['num_prototypes'] differ" in str(info.value)
     assert os.path.getmtime(os.path.join(workdir, "encoder.keras")) == before
+
+
+def test_resuming_with_another_process_count_is_refused(tmp_path):
+    workdir = str(tmp_path / "run")
+    os.makedirs(os.path.join(workdir, "backup"))
+    check_process_count(workdir, 2, write=True)
+    check_process_count(workdir, 2, write=False)
+    with pytest.raises(ValueError) as info:
+        check_process_count(workdir, 3, write=False)
+    assert str(info.value) == (
+        f"{workdir} holds a run of 2 process(es), each with its own backup; received 3 "
+        "processes. Resume it with 2, or use another --workdir."
+    )
+    os.rmdir(os.path.join(workdir, "backup"))  # no run yet: any count starts afresh
+    check_process_count(workdir, 3, write=True)
 
 
 def test_unknown_config_and_fields():
