@@ -69,6 +69,18 @@ def check_distribution_name(name, backend):
         )
 
 
+def one_replica_values(variable):
+    """`replica_values` where a variable holds one value (one device, GSPMD, one process)."""
+    return [keras.ops.convert_to_numpy(variable)]
+
+
+def assign_one_replica_values(variable, values):
+    """`assign_replica_values` where a variable holds one value: assigns `values[0]`."""
+    if len(values) != 1:
+        raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
+    variable.assign(values[0])
+
+
 def active():
     """Returns the adapter module of the active Keras backend.
 

@@ -7,9 +7,13 @@ global sum and XLA inserts the collectives itself: the reductions here are the i
 import contextlib
 import os
 
-import keras
-
-from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
+from swav_keras.backends import (
+    ONE_DEVICE,
+    Distribution,
+    assign_one_replica_values,
+    check_distribution_name,
+    one_replica_values,
+)
 
 
 def all_reduce_sum(x):
@@ -37,16 +41,9 @@ def replica_local_variable_kwargs():
     return {}
 
 
-def replica_values(variable):
-    """`[value]`: under GSPMD a variable holds one global value."""
-    return [keras.ops.convert_to_numpy(variable)]
-
-
-def assign_replica_values(variable, values):
-    """Assigns `values[0]`, the only replica's value (the inverse of `replica_values`)."""
-    if len(values) != 1:
-        raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
-    variable.assign(values[0])
+# One value per variable: under GSPMD a variable holds one global value.
+replica_values = one_replica_values
+assign_replica_values = assign_one_replica_values
 
 
 def num_replicas():

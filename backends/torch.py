@@ -7,11 +7,16 @@ the Sinkhorn sums are all-reduced here, outside autograd (codes carry no gradien
 import contextlib
 import os
 
-import keras
 import torch
 import torch.distributed as dist
 
-from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
+from swav_keras.backends import (
+    ONE_DEVICE,
+    Distribution,
+    assign_one_replica_values,
+    check_distribution_name,
+    one_replica_values,
+)
 
 
 def _world_size():
@@ -94,16 +99,9 @@ def replica_local_variable_kwargs():
     return {}
 
 
-def replica_values(variable):
-    """`[value]`: each process holds (and saves) its own variables."""
-    return [keras.ops.convert_to_numpy(variable)]
-
-
-def assign_replica_values(variable, values):
-    """Assigns `values[0]`, the only replica's value (the inverse of `replica_values`)."""
-    if len(values) != 1:
-        raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
-    variable.assign(values[0])
+# One value per variable: each process holds (and saves) its own variables.
+replica_values = one_replica_values
+assign_replica_values = assign_one_replica_values
 
 
 def num_replicas():
