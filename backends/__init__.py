@@ -15,6 +15,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
   keeps for itself (the feature queue).
 - `replica_values(variable)` / `assign_replica_values(variable, values)`: every local
   replica's value of such a variable as NumPy arrays, and back (checkpoints of the queue).
+- `first_replica_value(x)` / `step_log_value(x)`: work around Keras 3.15's TensorFlow trainer
+  under `MultiWorkerMirroredStrategy` (see `SwAV`); `x` itself elsewhere.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.

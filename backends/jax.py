@@ -46,6 +46,16 @@ replica_values = one_replica_values
 assign_replica_values = assign_one_replica_values
 
 
+def first_replica_value(x):
+    """`x`: no per-replica values here (Keras's TF trainer alone asks)."""
+    return x
+
+
+def step_log_value(x):
+    """`x`: step logs need no change here (Keras's TF trainer alone asks)."""
+    return x
+
+
 def num_replicas():
     """One logical replica: the program is written for the global batch."""
     return 1

@@ -96,6 +96,26 @@ def assign_replica_values(variable, values):
         component.assign(item)
 
 
+def first_replica_value(x):
+    """This process's first replica's part of a per-replica value; anything else unchanged."""
+    if isinstance(x, tf.distribute.DistributedValues):
+        return x.values[0]
+    return x
+
+
+def step_log_value(x):
+    """A metric result as a training step returns it: shape `[1]` inside a replica of
+    `MultiWorkerMirroredStrategy` (Keras reduces step logs there along axis 0), else `x`."""
+    strategy = tf.distribute.get_strategy()
+    if (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+        and _replica_context() is not None
+    ):
+        return tf.reshape(x, [1])
+    return x
+
+
 def num_replicas():
     """Number of replicas that share the global batch."""
     return tf.distribute.get_strategy().num_replicas_in_sync

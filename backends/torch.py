@@ -104,6 +104,16 @@ replica_values = one_replica_values
 assign_replica_values = assign_one_replica_values
 
 
+def first_replica_value(x):
+    """`x`: no per-replica values here (Keras's TF trainer alone asks)."""
+    return x
+
+
+def step_log_value(x):
+    """`x`: step logs need no change here (Keras's TF trainer alone asks)."""
+    return x
+
+
 def num_replicas():
     """Number of processes that share the global batch."""
     return _world_size()

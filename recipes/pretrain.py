@@ -340,7 +340,12 @@ def _plot_clusters(model, images, path, info, plot, examples=2000):
 
     batch = [(x.numpy(), y.numpy()) for x, y in images.take(examples).batch(examples)][0]
     pixels, labels = batch
-    features = model.encoder.predict(pixels.astype("float32"), batch_size=256, verbose=0)
+    # Direct calls, not `predict`: under a multi-worker strategy `predict` is a collective
+    # that the other workers, which do not plot, would never join.
+    features = np.concatenate([
+        keras.ops.convert_to_numpy(model.encoder(chunk.astype("float32"), training=False))
+        for chunk in np.array_split(pixels, max(1, len(pixels) // 256))
+    ])
     embeddings = keras.ops.convert_to_numpy(
         model.l2_normalize(model.projection_head(features, training=False))
     )

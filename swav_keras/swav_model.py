@@ -334,6 +334,25 @@ class SwAV(keras.Model):
             )
 
     # ------------------------------------------------------------------------------ keras
+    # Keras 3.15's TensorFlow trainer cannot `fit` under `MultiWorkerMirroredStrategy`: it
+    # builds from `strategy.reduce("MEAN", first_batch)`, refused for a nested batch, and it
+    # reduces each step's logs with `strategy.reduce("MEAN", value, axis=0)`, refused for the
+    # scalars that metrics are. The two methods below give it one replica's share of the batch
+    # (same shapes) and logs with a leading axis of 1 (the same mean); elsewhere they change
+    # nothing (the adapters' `first_replica_value` and `step_log_value`).
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+            adapter = backends.active()
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(adapter.first_replica_value, next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        logs = super().compute_metrics(x, y, y_pred, sample_weight)
+        return {name: backends.active().step_log_value(value) for name, value in logs.items()}
+
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with a `TerminateOnNonFinite` callback added if none is given."""
         if len(args) > 5:

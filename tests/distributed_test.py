@@ -15,6 +15,7 @@ sits above the float32 noise floor of the comparison (a single-device run on the
 in reversed order differs from the original by about 1e-6 here).
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -149,6 +150,27 @@ def test_distributed_queue_survives_saving_and_loading(tmp_path, single_with_que
     assert_same_queue(reloaded, single_with_queue)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute across processes")
+def test_multi_worker_equals_one_device(tmp_path, single_with_queue):
+    """`MultiWorkerMirroredStrategy`: 2 processes (workers) on localhost, one CPU replica each."""
+    out = str(tmp_path / "multi_worker.npz")
+    cluster = {"worker": [f"localhost:{_free_port()}" for _ in range(2)]}
+    commands, envs = [], []
+    for rank in range(2):
+        task = {"type": "worker", "index": rank}
+        commands.append([sys.executable, WORKER, "--mode=multi_worker", f"--out={out}",
+                         f"--rank={rank}", QUEUE])
+        envs.append(dict(_env(processes=2), TF_CONFIG=json.dumps({"cluster": cluster,
+                                                                   "task": task})))
+    run_processes(commands, envs)
+    with np.load(out) as saved:
+        state = {k: saved[k] for k in saved.files}
+    assert int(state["devices"]) == 2
+    assert_trained(state)
+    assert_equal_runs(state, single_with_queue)
+    assert_same_queue(state, single_with_queue)
+
+
 @pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
 def test_distributed_with_per_replica_sinkhorn_differs(tmp_path, single):
     per_replica = run_worker(tmp_path / "per_replica.npz", MODE, "--per_replica_sinkhorn")
@@ -218,7 +240,11 @@ def run_recipe(workdir, distribution, processes=1, extra_env=None):
     command = [sys.executable, "-m", "recipes.pretrain", f"--workdir={workdir}",
                f"--distribution={distribution}", *RECIPE_FLAGS]
     env = dict(_env(processes), **(extra_env or {}))
-    if processes > 1:  # what torchrun gives each process
+    if processes > 1 and distribution == "multi_worker":  # what TF_CONFIG says to each
+        cluster = {"worker": [f"localhost:{_free_port()}" for _ in range(processes)]}
+        envs = [dict(env, TF_CONFIG=json.dumps({"cluster": cluster, "task": {
+            "type": "worker", "index": rank}})) for rank in range(processes)]
+    elif processes > 1:  # what torchrun gives each process
         port = str(_free_port())
         envs = [dict(env, RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
                      MASTER_ADDR="127.0.0.1", MASTER_PORT=port) for rank in range(processes)]
@@ -244,3 +270,13 @@ def test_recipe_trains_distributed(tmp_path):
                    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     else:  # MirroredStrategy over this machine's one CPU device
         run_recipe(workdir, MODE)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute across processes")
+def test_recipe_trains_multi_worker(tmp_path):
+    """`--distribution=multi_worker`: 2 workers on localhost, as on several hosts."""
+    workdir = tmp_path / "run"
+    run_recipe(workdir, "multi_worker", processes=2)
+    assert (workdir / "backup").is_dir()
+    assert (workdir / "processes" / "1" / "backup").is_dir()
+    assert json.loads((workdir / "processes.json").read_text()) == {"process_count": 2}

@@ -22,7 +22,8 @@ import sys
 def parse_args(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--mode", required=True, choices=["single", "mirrored", "data_parallel", "torch"]
+        "--mode", required=True,
+        choices=["single", "mirrored", "multi_worker", "data_parallel", "torch"],
     )
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world_size", type=int, default=2)
@@ -114,6 +115,14 @@ def main(argv):
         with scope():
             model = build_model(args.queue_length)
         devices = strategy.num_replicas_in_sync
+    elif args.mode == "multi_worker":  # one CPU replica per process, the cluster in TF_CONFIG
+        import tensorflow as tf
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        scope = strategy.scope
+        with scope():
+            model = build_model(args.queue_length)
+        devices = strategy.num_replicas_in_sync
     elif args.mode == "data_parallel":
         import jax
 
@@ -157,7 +166,7 @@ def main(argv):
     state = {f"w{i:03d}_{v.path.split('/', 1)[-1]}": keras.ops.convert_to_numpy(v.value)
              for i, v in enumerate(model.weights) if "queue" not in v.path}
     if model.queue is not None:
-        state["queue"], state["queue_filled"] = _global_queue(model.queue, args.mode)
+        state["queue"], state["queue_filled"] = _global_queue(model.queue, args.mode, scope)
     state["losses"] = np.array(losses)
     if devices is None:  # JAX: the devices a variable is replicated on under DataParallel
         devices = len(model.trainable_variables[0].value.sharding.device_set)
@@ -173,7 +182,7 @@ def main(argv):
         np.savez(args.out, **state)
 
 
-def _global_queue(queue, mode):
+def _global_queue(queue, mode, scope):
     """The union of every replica's queue, rows sorted (order differs, the set must not)."""
     import keras
     import numpy as np
@@ -182,6 +191,19 @@ def _global_queue(queue, mode):
     if mode == "mirrored":  # replica-local variables: one component per replica
         shares = [v.numpy() for v in values.values]
         counts = [int(c.numpy()) for c in filled.values]
+    elif mode == "multi_worker":  # one replica here: gather the others' over the cluster
+        import tensorflow as tf
+
+        def gather():
+            context = tf.distribute.get_replica_context()
+            return (context.all_gather(tf.identity(values), axis=1),
+                    context.all_reduce("sum", tf.identity(filled)))
+
+        with scope():
+            strategy = tf.distribute.get_strategy()
+            gathered, count = strategy.run(gather)
+        shares = [strategy.experimental_local_results(gathered)[0].numpy()]
+        counts = [int(strategy.experimental_local_results(count)[0].numpy())]
     elif mode == "torch":
         import torch
         import torch.distributed as dist
