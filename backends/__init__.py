@@ -83,6 +83,11 @@ def assign_one_replica_values(variable, values):
     variable.assign(values[0])
 
 
+def unchanged(x):
+    """`x` itself: `first_replica_value` and `step_log_value` where nothing needs changing."""
+    return x
+
+
 def active():
     """Returns the adapter module of the active Keras backend.
 

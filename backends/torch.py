@@ -16,6 +16,7 @@ from swav_keras.backends import (
     assign_one_replica_values,
     check_distribution_name,
     one_replica_values,
+    unchanged,
 )
 
 
@@ -104,14 +105,9 @@ replica_values = one_replica_values
 assign_replica_values = assign_one_replica_values
 
 
-def first_replica_value(x):
-    """`x`: no per-replica values here (Keras's TF trainer alone asks)."""
-    return x
-
-
-def step_log_value(x):
-    """`x`: step logs need no change here (Keras's TF trainer alone asks)."""
-    return x
+# No per-replica values and no step-log change here (Keras's TF trainer alone needs them).
+first_replica_value = unchanged
+step_log_value = unchanged
 
 
 def num_replicas():
