@@ -1,22 +1,22 @@
 """The SwAV model: an encoder, a projection head and prototypes, trained with `model.fit`."""
 
-import re
-
 import keras
 from keras import ops
 
 from swav_keras import backends
 from swav_keras.callbacks.terminate_on_non_finite import TerminateOnNonFinite
+from swav_keras.crop_inputs import check_batch_sizes, crops_as_list, resolution_groups
 from swav_keras.layers.feature_queue import FeatureQueue
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes
+from swav_keras.multi_worker_fit import MultiWorkerFit
 from swav_keras.swav_loss import assignment_codes, check_crops_for_assign, swapped_prediction
 from swav_keras.validation import check_float, check_int, check_int_sequence
 
 
 @keras.saving.register_keras_serializable(package="swav_keras")
-class SwAV(keras.Model):
+class SwAV(MultiWorkerFit, keras.Model):
     """SwAV self-supervised training of an encoder, with plain `compile` and `fit`.
 
     Each training element holds V crops of the same B images, `((crop_0, ..., crop_{V-1}),)`
@@ -182,16 +182,16 @@ class SwAV(keras.Model):
             A dict with `"embeddings"` (list of `[B, projection_dim]`), `"scores"` (list of
             `[B, K]`) and `"non_finite"` (boolean scalar: some input held NaN or Inf).
         """
-        crops = self._crops_as_list(inputs)
+        crops = [ops.cast(c, self.compute_dtype) for c in crops_as_list(inputs)]
         num_crops = len(crops)
         check_crops_for_assign(self.crops_for_assign, num_crops)
-        self._check_batch_sizes(crops)
+        self._check_queue_fits(check_batch_sizes(crops))
 
         non_finite = ops.logical_not(ops.all(ops.stack([ops.all(ops.isfinite(c)) for c in crops])))
         crops = [ops.where(ops.isfinite(c), c, ops.zeros_like(c)) for c in crops]
 
         features = []
-        for group in _resolution_groups(crops):
+        for group in resolution_groups(crops):
             batch = ops.concatenate(group, axis=0) if len(group) > 1 else group[0]
             features.append(self.encoder(batch, training=training))
         features = ops.concatenate(features, axis=0) if len(features) > 1 else features[0]
@@ -291,68 +291,15 @@ class SwAV(keras.Model):
         self.assignment_entropy_tracker.update_state(entropy)
         return won
 
-    # ------------------------------------------------------------------------------- input
-    def _crops_as_list(self, inputs):
-        if isinstance(inputs, dict):
-            keys = sorted(inputs, key=_natural_key)
-            crops = [inputs[k] for k in keys]
-        elif isinstance(inputs, (list, tuple)):
-            crops = list(inputs)
-            if len(crops) == 1 and isinstance(crops[0], (list, tuple, dict)):
-                return self._crops_as_list(crops[0])
-        else:
-            raise TypeError(
-                "SwAV expects its input to be a tuple or dict of crops, one tensor per crop "
-                f"(each dataset element `((crop_0, ..., crop_n),)`); received {type(inputs)}."
-            )
-        if len(crops) < 2:
-            raise ValueError(
-                "SwAV needs at least 2 crops per image (a crop's codes are predicted from the "
-                f"others); received {len(crops)} crop(s)."
-            )
-        for i, crop in enumerate(crops):
-            if len(crop.shape) != 4:
-                raise ValueError(
-                    f"Each crop must be a [batch, height, width, channels] tensor; crop {i} has "
-                    f"shape {tuple(crop.shape)}."
-                )
-        return [ops.cast(c, self.compute_dtype) for c in crops]
-
-    def _check_batch_sizes(self, crops):
-        sizes = [c.shape[0] for c in crops]
-        known = [s for s in sizes if s is not None]
-        if len(set(known)) > 1:
-            raise ValueError(
-                "All crops must hold the same images, so the same batch size; received batch "
-                f"sizes {sizes} for crops 0..{len(sizes) - 1}."
-            )
-        if self.queue is not None and known and self.queue.length % known[0]:
+    def _check_queue_fits(self, batch_size):
+        if self.queue is not None and batch_size and self.queue.length % batch_size:
             raise ValueError(
                 "`queue_length` must be a multiple of the batch size; received "
-                f"queue_length={self.queue_length} with batch size {known[0]}. Use e.g. "
-                f"queue_length={max(1, self.queue_length // known[0]) * known[0]}."
+                f"queue_length={self.queue_length} with batch size {batch_size}. Use e.g. "
+                f"queue_length={max(1, self.queue_length // batch_size) * batch_size}."
             )
 
     # ------------------------------------------------------------------------------ keras
-    # Keras 3.15's TensorFlow trainer cannot `fit` under `MultiWorkerMirroredStrategy`: it
-    # builds from `strategy.reduce("MEAN", first_batch)`, refused for a nested batch, and it
-    # reduces each step's logs with `strategy.reduce("MEAN", value, axis=0)`, refused for the
-    # scalars that metrics are. The two methods below give it one replica's share of the batch
-    # (same shapes) and logs with a leading axis of 1 (the same mean); elsewhere they change
-    # nothing (the adapters' `first_replica_value` and `step_log_value`).
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
-            adapter = backends.active()
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(adapter.first_replica_value, next(batches))
-                break
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        logs = super().compute_metrics(x, y, y_pred, sample_weight)
-        return {name: backends.active().step_log_value(value) for name, value in logs.items()}
-
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with a `TerminateOnNonFinite` callback added if none is given."""
         if len(args) > 5:
@@ -387,21 +334,6 @@ class SwAV(keras.Model):
         config = dict(config)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
-
-
-def _resolution_groups(crops):
-    """Splits crops into runs of consecutive crops with the same spatial size."""
-    groups = []
-    for crop in crops:
-        if groups and tuple(groups[-1][0].shape[1:]) == tuple(crop.shape[1:]):
-            groups[-1].append(crop)
-        else:
-            groups.append([crop])
-    return groups
-
-
-def _natural_key(key):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(key))]
 
 
 def _with_guard(callbacks):
