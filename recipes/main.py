@@ -87,6 +87,7 @@ def main(argv):
     result = pretrain_recipe.pretrain(
         config, workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
+        backup_every_steps=FLAGS.backup_every_steps,
     )
     if result["distribution"].process_index != 0:
         return  # process 0 evaluates and writes the table

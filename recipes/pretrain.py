@@ -24,9 +24,10 @@ The workdir receives:
 - `encoder.keras`: the encoder alone, taking raw pixels (0..255; its normalisation is a layer
   inside it), loadable under any backend with `keras.models.load_model`; rewritten after
   every epoch;
-- `backup/`: the state of the last finished epoch (weights, optimizer, step counter, queue,
-  every replica's share of it); rerunning the same command resumes from it, losing at most
-  the epoch in progress;
+- `backup/`: the training state (weights, optimizer, step counter, queue, every replica's
+  share of it) at the last epoch end or every `--backup_every_steps` steps (100); rerunning
+  the same command resumes from it, losing at most those steps, and finishes an interrupted
+  epoch with its remaining steps;
 - `training_log.csv` and `logs/` (TensorBoard: `tensorboard --logdir <workdir>/logs`);
 - `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
 - `config.json`: the configuration the run uses; `processes.json`: how many processes made it
@@ -57,6 +58,13 @@ def define_flags():
         "Continue from `<workdir>/backup` when it exists (rerunning the same command "
         "resumes). With --noresume an existing run in the workdir is an error, never "
         "overwritten.",
+    )
+    flags.DEFINE_integer(
+        "backup_every_steps", 100,
+        "Also back up every N steps within an epoch (0: at epoch ends only), so an "
+        "interrupted run loses at most N steps; a rerun finishes the interrupted epoch with "
+        "its remaining steps. Each backup writes the weights and optimizer state once: raise "
+        "N where that is slow (large models, remote disks).",
     )
     flags.DEFINE_string(
         "distribution", "auto",
@@ -228,11 +236,14 @@ def check_process_count(workdir, process_count, write):
 
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
-             verbose="auto", distribution="none", tpu=""):
+             verbose="auto", distribution="none", tpu="", backup_every_steps=100,
+             extra_callbacks=()):
     """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
 
-    `distribution` and `tpu` are the flags of the same names; process 0 writes the files,
-    other processes keep only their own backup under `<workdir>/processes/<index>/`.
+    `distribution`, `tpu` and `backup_every_steps` are the flags of the same names; process 0
+    writes the files, other processes keep only their own backup under
+    `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
+    the epochs this call ran (an interrupted epoch that it finished counts as one).
     """
     import keras
 
@@ -294,10 +305,9 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
 
     csv_path = os.path.join(workdir, "training_log.csv")
     encoder_path = os.path.join(workdir, "encoder.keras")
+    backup = callbacks.MidEpochBackupAndRestore(backup_dir, save_every_steps=backup_every_steps)
     fit_callbacks = [
-        keras.callbacks.BackupAndRestore(
-            backup_dir, double_checkpoint=True, delete_checkpoint=False
-        ),
+        backup,
         callbacks.AssignmentMonitor(
             reinitialize_unused=config.reinitialize_unused_prototypes, verbose=0
         ),
@@ -308,13 +318,23 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             keras.callbacks.CSVLogger(csv_path, append=True),
             keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
         ]
-    history = model.fit(
-        dataset,
-        epochs=config.epochs,
-        shuffle=False,
-        verbose=verbose if chief else 0,
-        callbacks=fit_callbacks,
-    )
+    fit_callbacks += list(extra_callbacks)
+    fit = dict(epochs=config.epochs, shuffle=False, verbose=verbose if chief else 0)
+    history = {}
+    epoch, steps_done = backup.position()
+    if steps_done and epoch < config.epochs:
+        # An epoch was interrupted after a mid-epoch backup: run only its remaining batches.
+        if chief and verbose:
+            print(f"Resuming epoch {epoch + 1}/{config.epochs} after its step "
+                  f"{steps_done}/{steps_per_epoch}.")
+        partial = model.fit(dataset.skip(steps_done), **fit,
+                            callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
+        history = dict(partial.history)
+        backup.position()
+    if epoch + (1 if steps_done else 0) < config.epochs:
+        rest = model.fit(dataset, **fit, callbacks=fit_callbacks)
+        for name, values in rest.history.items():
+            history[name] = history.get(name, []) + values
     if chief:
         callbacks.save_encoder(model.encoder, encoder_path)
         if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
@@ -324,7 +344,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     return {
         "encoder_path": encoder_path,
         "model": model,
-        "history": history.history,
+        "history": history,
         "epochs": config.epochs,
         "steps_per_epoch": steps_per_epoch,
         "seconds": time.time() - start,
@@ -361,6 +381,7 @@ def main(argv):
     result = pretrain(
         config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
+        backup_every_steps=FLAGS.backup_every_steps,
     )
     minutes = result["seconds"] / 60
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")

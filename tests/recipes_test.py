@@ -63,6 +63,38 @@ def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 1024
 
 
+class _Interrupt(keras.callbacks.Callback):
+    """Counts steps; raises after `after_steps`, as a crash or a pre-emption stops a run."""
+
+    def __init__(self, after_steps):
+        super().__init__()
+        self.after_steps, self.seen = after_steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.after_steps:
+            raise KeyboardInterrupt
+
+
+def test_rerunning_an_interrupted_epoch_runs_only_its_remaining_steps(tmp_path):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):  # stopped at step 5 of epoch 2 (backups every 3)
+        pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0,
+                 backup_every_steps=3, extra_callbacks=[_Interrupt(8 + 5)])
+    assert _epochs_in_csv(workdir) == [0]
+    counter = _Interrupt(after_steps=-1)  # counts the steps only
+    result = pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0,
+                      backup_every_steps=3, extra_callbacks=[counter])
+    model = result["model"]
+    assert counter.seen == 5
+    assert len(result["history"]["loss"]) == 1  # the rest of epoch 2
+    assert _epochs_in_csv(workdir) == [0, 1]
+    # Steps 4..8 of epoch 2 ran once more after its backup at step 3: 16 steps in all.
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 16
+    assert int(keras.ops.convert_to_numpy(model.step)) == 16
+    assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 16 * 64
+
+
 def test_noresume_never_overwrites_a_run(tmp_path):
     workdir = str(tmp_path / "run")
     pretrain(_config(), workdir, train_examples=128, verbose=0)

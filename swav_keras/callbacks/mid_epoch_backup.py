@@ -1,0 +1,137 @@
+"""Keras's `BackupAndRestore`, made to resume inside an epoch rather than at its start."""
+
+import json
+import os
+
+import keras
+
+
+class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Backs up training every few steps and at each epoch's end; knows where it stopped.
+
+    Keras 3.15's `BackupAndRestore(save_freq=N)` saves every N steps but resumes at the start
+    of the interrupted epoch, so the steps already done in it are trained again (and the
+    learning-rate schedule, which follows the restored step counter, overruns); it also saves
+    no longer at the epoch's end, and after a resume it records epoch 0 in its mid-epoch
+    backups. This callback saves at every epoch's end and every `save_every_steps` steps, and
+    records how many steps of the epoch were done (`steps_done`). `position()` reads it, so
+    a resumed run can finish the interrupted epoch with only its remaining batches:
+
+    ```python
+    backup = MidEpochBackupAndRestore("run/backup", save_every_steps=100)
+    epoch, steps_done = backup.position()
+    if steps_done:  # finish the interrupted epoch first, with its remaining batches
+        model.fit(dataset.skip(steps_done), epochs=epochs, callbacks=[backup, StopAfterEpoch()])
+    model.fit(dataset, epochs=epochs, callbacks=[backup])
+    ```
+
+    (`recipes/pretrain.py` does exactly this.) The remaining batches come from a new pass over
+    the dataset, so with a shuffled dataset the rest of that epoch is a new random draw: the
+    step count, schedule and state continue exactly, the images of that one epoch do not.
+
+    Args:
+        backup_dir: folder of the backup (a local path). Defaults to none: required.
+        save_every_steps: int >= 0, steps between backups within an epoch (0: at epoch ends
+            only). A backup costs one `save_weights`. Defaults to `0`.
+        double_checkpoint: bool, keep the previous backup beside the latest, restored if the
+            latest cannot be read. Defaults to `True`.
+        delete_checkpoint: bool, delete the backup when training ends. Defaults to `False`.
+    """
+
+    def __init__(self, backup_dir, save_every_steps=0, double_checkpoint=True,
+                 delete_checkpoint=False):
+        if isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int) or (
+            save_every_steps < 0
+        ):
+            raise ValueError(
+                "`save_every_steps` must be an int >= 0 (0: at epoch ends only); received "
+                f"save_every_steps={save_every_steps!r}."
+            )
+        super().__init__(
+            backup_dir,
+            save_freq=save_every_steps or "epoch",
+            double_checkpoint=double_checkpoint,
+            delete_checkpoint=delete_checkpoint,
+        )
+        self.save_every_steps = save_every_steps
+        self._steps_done = 0
+        self._offset = 0
+        self._expected = None
+
+    def position(self):
+        """`(epoch, steps_done)` of the backup on disk: the epoch to run next (0-based) and
+        how many of its steps are already done; `(0, 0)` when there is no backup yet."""
+        self._expected = _read_position(self._training_metadata_path)
+        return self._expected
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # restores the weights, falling back to the previous
+        restored = _read_position(self._training_metadata_path)
+        if self._expected is not None and restored != self._expected:
+            raise RuntimeError(
+                f"The latest backup in {self.backup_dir} could not be read and the previous "
+                f"one was restored (epoch {restored[0]}, step {restored[1]}), not the position "
+                f"{self._expected} that this run was set up to continue from. Nothing was "
+                "lost: run the same command again to resume from the restored backup."
+            )
+        self._current_epoch, self._offset = restored
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = self._offset + batch + 1
+        super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch, self._steps_done, self._offset = epoch + 1, 0, 0
+        self._last_batch_seen = 0
+        self._batches_seen_since_last_saving = 0
+        self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._weights_path):
+            _copy(self._weights_path, self._prev_weights_path)
+        if self.double_checkpoint and os.path.exists(self._training_metadata_path):
+            _copy(self._training_metadata_path, self._prev_training_metadata_path)
+        # Written under another name then renamed: an interruption leaves the last backup whole.
+        temporary = self._weights_path[: -len(".weights.h5")] + ".tmp.weights.h5"
+        self.model.save_weights(temporary, overwrite=True)
+        os.replace(temporary, self._weights_path)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                    "steps_done": self._steps_done}
+        temporary = f"{self._training_metadata_path}.tmp"
+        with open(temporary, "w") as f:
+            json.dump(metadata, f)
+        os.replace(temporary, self._training_metadata_path)
+
+    def get_config(self):
+        return {
+            "backup_dir": self.backup_dir,
+            "save_every_steps": self.save_every_steps,
+            "double_checkpoint": self.double_checkpoint,
+            "delete_checkpoint": self.delete_checkpoint,
+        }
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Ends `fit` after its first epoch (to finish an interrupted epoch on its own)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _read_position(path):
+    if not os.path.exists(path):
+        return (0, 0)
+    with open(path) as f:
+        metadata = json.load(f)
+    return (int(metadata["epoch"]), int(metadata.get("steps_done", 0)))
+
+
+def _copy(source, destination):
+    temporary = f"{destination}.tmp"
+    with open(source, "rb") as s, open(temporary, "wb") as d:
+        d.write(s.read())
+    os.replace(temporary, destination)

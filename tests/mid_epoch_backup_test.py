@@ -1,0 +1,141 @@
+"""Tests of `MidEpochBackupAndRestore`: where it saves, what it records, how a run resumes."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from swav_keras.callbacks import MidEpochBackupAndRestore, StopAfterEpoch
+
+STEPS = 6  # batches per epoch
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises after a given number of steps of the whole run (a crash, a pre-emption)."""
+
+    def __init__(self, after_steps):
+        super().__init__()
+        self.after_steps, self.seen = after_steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.after_steps:
+            raise KeyboardInterrupt
+
+
+class Log(keras.callbacks.Callback):
+    """Records (epoch, batch index) of every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append((self.epoch, batch))
+
+
+def make_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    return model
+
+
+def dataset():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4 * STEPS, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32")).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+
+
+def metadata(backup_dir):
+    with open(os.path.join(backup_dir, "training_metadata.json")) as f:
+        return json.load(f)
+
+
+def resumable_fit(model, backup_dir, epochs, every, extra=()):
+    """What `recipes/pretrain.py` does: finish an interrupted epoch, then the others."""
+    backup = MidEpochBackupAndRestore(backup_dir, save_every_steps=every)
+    epoch, done = backup.position()
+    if done:
+        model.fit(dataset().skip(done), epochs=epochs, verbose=0,
+                  callbacks=[backup, *extra, StopAfterEpoch()])
+        backup.position()
+        epoch += 1
+    if epoch < epochs:
+        model.fit(dataset(), epochs=epochs, verbose=0, callbacks=[backup, *extra])
+    return model
+
+
+def test_records_the_epoch_and_the_steps_done(tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
+            MidEpochBackupAndRestore(backup_dir, save_every_steps=4), Interrupt(STEPS + 5)])
+    # Saved at the end of epoch 0, then after step 4 of epoch 1 (steps 5.. not saved).
+    assert metadata(backup_dir)["epoch"] == 1 and metadata(backup_dir)["steps_done"] == 4
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 4)
+    assert MidEpochBackupAndRestore(str(tmp_path / "none")).position() == (0, 0)
+
+
+def test_interrupted_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    reference = make_model()
+    reference.fit(dataset(), epochs=3, verbose=0)
+
+    backup_dir = str(tmp_path / "backup")
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(model, backup_dir, 3, every=2, extra=[Interrupt(STEPS + 3)])
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 2)
+    log = Log()
+    resumed = resumable_fit(make_model(), backup_dir, 3, every=2, extra=[log])
+    # The rest of epoch 1 (4 steps), then epoch 2: no step run twice, none skipped.
+    assert log.steps == [(1, b) for b in range(4)] + [(2, b) for b in range(STEPS)]
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 3 * STEPS
+    # The data are not shuffled here, so the weights are those of the uninterrupted run.
+    for w, r in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w),
+                                   keras.ops.convert_to_numpy(r), rtol=1e-5, atol=1e-6)
+    assert MidEpochBackupAndRestore(backup_dir).position() == (3, 0)
+
+
+def test_epoch_end_only_and_arguments(tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
+            MidEpochBackupAndRestore(backup_dir), Interrupt(STEPS + 5)])
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 0)
+    config = MidEpochBackupAndRestore(backup_dir, save_every_steps=7).get_config()
+    assert config == {"backup_dir": backup_dir, "save_every_steps": 7,
+                      "double_checkpoint": True, "delete_checkpoint": False}
+    for bad in (-1, 2.0, True, "10"):
+        with pytest.raises(ValueError) as e:
+            MidEpochBackupAndRestore(backup_dir, save_every_steps=bad)
+        assert str(e.value) == (
+            "`save_every_steps` must be an int >= 0 (0: at epoch ends only); received "
+            f"save_every_steps={bad!r}."
+        )
+
+
+def test_unreadable_latest_backup_stops_with_nothing_lost(tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
+            MidEpochBackupAndRestore(backup_dir, save_every_steps=4), Interrupt(STEPS + 5)])
+    with open(os.path.join(backup_dir, "latest.weights.h5"), "wb") as f:
+        f.write(b"not hdf5")  # the previous backup (end of epoch 0) is still whole
+    backup = MidEpochBackupAndRestore(backup_dir, save_every_steps=4)
+    assert backup.position() == (1, 4)
+    with pytest.raises(RuntimeError) as e:
+        make_model().fit(dataset().skip(4), epochs=3, verbose=0, callbacks=[backup])
+    assert "run the same command again" in str(e.value)
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 0)
