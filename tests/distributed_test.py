@@ -232,7 +232,7 @@ RECIPE_FLAGS = [
     "--config=fashion_mnist", "--train_examples=256", "--batch_size=64", "--epochs=1",
     "--width=4", "--projection_dim=16", "--hidden_dim=32", "--num_prototypes=20",
     "--num_crops=2,2", "--crop_sizes=28,14", "--warmup_epochs=0", "--queue_length=128",
-    "--sync_batchnorm=true",
+    "--sync_batchnorm=true", "--backup_every_steps=2",  # 4 steps: a backup mid-epoch too
 ]
 
 
@@ -251,6 +251,8 @@ def run_recipe(workdir, distribution, processes=1, extra_env=None):
     else:
         envs = [env]
     run_processes([command] * processes, envs)
+    with open(os.path.join(workdir, "backup", "training_metadata.json")) as f:
+        assert json.load(f)["epoch"] == 1  # the backup after the mid-epoch one
     encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
     # Exported with plain BatchNormalization: loads with Keras alone.
     assert not any("Sync" in type(layer).__name__ for layer in encoder.layers)
