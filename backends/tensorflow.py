@@ -157,7 +157,15 @@ def start_distribution(name="auto", tpu=""):
     elif name == "multi_worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu or None)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu or None)
+        except (ValueError, OSError) as error:  # no TPU named nor found; unknown name
+            raise ValueError(
+                f"distribution='tpu' found no TPU (TPUClusterResolver(tpu={tpu!r}) said: "
+                f"{error}). On Colab choose a TPU runtime; on a Cloud TPU VM run on the VM "
+                "itself; elsewhere give the TPU's name or grpc:// address with --tpu. "
+                "Without a TPU use --distribution=auto."
+            ) from error
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)

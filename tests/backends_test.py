@@ -45,3 +45,13 @@ def test_active_adapter_is_the_keras_backend_one():
     assert keras.ops.convert_to_numpy(variable).tolist() == [[3.0, 6.0]]
     with pytest.raises(ValueError, match=r"one value per replica \(1\); received 2\."):
         adapter.assign_replica_values(variable, values * 2)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute's TPUs")
+def test_tpu_distribution_without_a_tpu_says_what_to_do(monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(ValueError) as info:
+        backends.active().start_distribution("tpu")
+    message = str(info.value)
+    assert message.startswith("distribution='tpu' found no TPU (TPUClusterResolver(tpu='') said: ")
+    assert "give the TPU's name or grpc:// address with --tpu" in message
