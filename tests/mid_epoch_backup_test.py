@@ -7,23 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from step_interrupt import StepInterrupt
 
 from swav_keras.callbacks import MidEpochBackupAndRestore, StopAfterEpoch
 
 STEPS = 6  # batches per epoch
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Raises after a given number of steps of the whole run (a crash, a pre-emption)."""
-
-    def __init__(self, after_steps):
-        super().__init__()
-        self.after_steps, self.seen = after_steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.after_steps:
-            raise KeyboardInterrupt
 
 
 class Log(keras.callbacks.Callback):
@@ -73,12 +61,17 @@ def resumable_fit(model, backup_dir, epochs, every, extra=()):
     return model
 
 
+def interrupted_fit(backup_dir, save_every_steps):
+    """Plain `fit` for 3 epochs, stopped after step 5 of epoch 1."""
+    with pytest.raises(KeyboardInterrupt):
+        make_model().fit(dataset(), epochs=3, verbose=0, callbacks=[
+            MidEpochBackupAndRestore(backup_dir, save_every_steps=save_every_steps),
+            StepInterrupt(STEPS + 5)])
+
+
 def test_records_the_epoch_and_the_steps_done(tmp_path):
     backup_dir = str(tmp_path / "backup")
-    model = make_model()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
-            MidEpochBackupAndRestore(backup_dir, save_every_steps=4), Interrupt(STEPS + 5)])
+    interrupted_fit(backup_dir, save_every_steps=4)
     # Saved at the end of epoch 0, then after step 4 of epoch 1 (steps 5.. not saved).
     assert metadata(backup_dir)["epoch"] == 1 and metadata(backup_dir)["steps_done"] == 4
     assert MidEpochBackupAndRestore(backup_dir).position() == (1, 4)
@@ -92,7 +85,7 @@ def test_interrupted_run_ends_where_an_uninterrupted_one_does(tmp_path):
     backup_dir = str(tmp_path / "backup")
     model = make_model()
     with pytest.raises(KeyboardInterrupt):
-        resumable_fit(model, backup_dir, 3, every=2, extra=[Interrupt(STEPS + 3)])
+        resumable_fit(model, backup_dir, 3, every=2, extra=[StepInterrupt(STEPS + 3)])
     assert MidEpochBackupAndRestore(backup_dir).position() == (1, 2)
     log = Log()
     resumed = resumable_fit(make_model(), backup_dir, 3, every=2, extra=[log])
@@ -108,10 +101,7 @@ def test_interrupted_run_ends_where_an_uninterrupted_one_does(tmp_path):
 
 def test_epoch_end_only_and_arguments(tmp_path):
     backup_dir = str(tmp_path / "backup")
-    model = make_model()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
-            MidEpochBackupAndRestore(backup_dir), Interrupt(STEPS + 5)])
+    interrupted_fit(backup_dir, save_every_steps=0)
     assert MidEpochBackupAndRestore(backup_dir).position() == (1, 0)
     config = MidEpochBackupAndRestore(backup_dir, save_every_steps=7).get_config()
     assert config == {"backup_dir": backup_dir, "save_every_steps": 7,
@@ -127,10 +117,7 @@ def test_epoch_end_only_and_arguments(tmp_path):
 
 def test_unreadable_latest_backup_stops_with_nothing_lost(tmp_path):
     backup_dir = str(tmp_path / "backup")
-    model = make_model()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(dataset(), epochs=3, verbose=0, callbacks=[
-            MidEpochBackupAndRestore(backup_dir, save_every_steps=4), Interrupt(STEPS + 5)])
+    interrupted_fit(backup_dir, save_every_steps=4)
     with open(os.path.join(backup_dir, "latest.weights.h5"), "wb") as f:
         f.write(b"not hdf5")  # the previous backup (end of epoch 0) is still whole
     backup = MidEpochBackupAndRestore(backup_dir, save_every_steps=4)

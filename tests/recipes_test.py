@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from step_interrupt import StepInterrupt
 
 from recipes import configs
 from recipes.knn_eval import knn_eval
@@ -63,26 +64,13 @@ def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 1024
 
 
-class _Interrupt(keras.callbacks.Callback):
-    """Counts steps; raises after `after_steps`, as a crash or a pre-emption stops a run."""
-
-    def __init__(self, after_steps):
-        super().__init__()
-        self.after_steps, self.seen = after_steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.after_steps:
-            raise KeyboardInterrupt
-
-
 def test_rerunning_an_interrupted_epoch_runs_only_its_remaining_steps(tmp_path):
     workdir = str(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):  # stopped at step 5 of epoch 2 (backups every 3)
         pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0,
-                 backup_every_steps=3, extra_callbacks=[_Interrupt(8 + 5)])
+                 backup_every_steps=3, extra_callbacks=[StepInterrupt(8 + 5)])
     assert _epochs_in_csv(workdir) == [0]
-    counter = _Interrupt(after_steps=-1)  # counts the steps only
+    counter = StepInterrupt()  # counts the steps only
     result = pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0,
                       backup_every_steps=3, extra_callbacks=[counter])
     model = result["model"]
