@@ -17,6 +17,10 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
   replica's value of such a variable as NumPy arrays, and back (checkpoints of the queue).
 - `first_replica_value(x)` / `step_log_value(x)`: work around Keras 3.15's TensorFlow trainer
   under `MultiWorkerMirroredStrategy` (see `SwAV`); `x` itself elsewhere.
+- `process_local(*layers)`: a context manager giving layers whose variables live on this
+  process alone, for work that only one process does (saving the encoder, pictures, evaluation):
+  the layers themselves, except on multi-host JAX, where it gives copies and unsets the
+  distribution inside.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.
@@ -81,6 +85,12 @@ def assign_one_replica_values(variable, values):
     if len(values) != 1:
         raise ValueError(f"`values` must hold one value per replica (1); received {len(values)}.")
     variable.assign(values[0])
+
+
+@contextlib.contextmanager
+def layers_unchanged(*layers):
+    """`process_local` where every variable already lives on this process: the layers."""
+    yield layers
 
 
 def unchanged(x):

@@ -7,6 +7,8 @@ global sum and XLA inserts the collectives itself: the reductions here are the i
 import contextlib
 import os
 
+import numpy as np
+
 from swav_keras.backends import (
     ONE_DEVICE,
     Distribution,
@@ -52,6 +54,43 @@ first_replica_value = unchanged
 step_log_value = unchanged
 
 
+@contextlib.contextmanager
+def process_local(*layers):
+    """Layers whose variables live on this process alone, with no distribution set inside.
+
+    On several processes (multi-host) each variable spans them all, so any computation on it,
+    or any new variable made under the distribution, is a program that every process must
+    run. Work that one process does alone (saving the encoder, pictures, evaluation) gets
+    copies instead: the variables are fully replicated, so this process holds their values.
+    On one process: the layers themselves.
+    """
+    import jax
+    import keras
+
+    if jax.process_count() == 1:
+        yield layers
+        return
+    distribution = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield tuple(_local_copy(layer) for layer in layers)
+    finally:
+        keras.distribution.set_distribution(distribution)
+
+
+def _local_copy(layer):
+    import keras
+
+    weights = [np.asarray(w) for w in layer.get_weights()]
+    if isinstance(layer, keras.Model):
+        copy = keras.models.clone_model(layer)  # encoders
+    else:
+        copy = layer.__class__.from_config(layer.get_config())
+        copy.build_from_config(layer.get_build_config())
+    copy.set_weights(weights)
+    return copy
+
+
 def num_replicas():
     """One logical replica: the program is written for the global batch."""
     return 1
@@ -79,8 +118,17 @@ def start_distribution(name="auto", tpu=""):
 
     if name == "none":
         return ONE_DEVICE
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
-        jax.distributed.initialize()
+    # Before anything asks JAX for its devices (which would start a one-process backend).
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and not jax.distributed.is_initialized():
+        count, index = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+        jax.distributed.initialize(  # None: found by JAX on Cloud TPU VMs, SLURM, Open MPI
+            os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(count) if count else None,
+            process_id=int(index) if index else None,
+            # After training, process 0 alone saves, draws and (recipes/main.py) evaluates
+            # while the others wait at exit; one that dies is still found by the heartbeat.
+            shutdown_timeout_seconds=24 * 3600,
+        )
     devices = jax.devices()
     if name == "auto" and len(devices) == 1:
         return ONE_DEVICE

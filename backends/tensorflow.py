@@ -9,7 +9,12 @@ import os
 
 import tensorflow as tf
 
-from swav_keras.backends import ONE_DEVICE, Distribution, check_distribution_name
+from swav_keras.backends import (
+    ONE_DEVICE,
+    Distribution,
+    check_distribution_name,
+    layers_unchanged,
+)
 
 
 def _replica_context():
@@ -114,6 +119,10 @@ def step_log_value(x):
     ):
         return tf.reshape(x, [1])
     return x
+
+
+# Every variable lives in this process (each worker holds its own copy under multi_worker).
+process_local = layers_unchanged
 
 
 def num_replicas():

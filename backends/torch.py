@@ -15,6 +15,7 @@ from swav_keras.backends import (
     Distribution,
     assign_one_replica_values,
     check_distribution_name,
+    layers_unchanged,
     one_replica_values,
     unchanged,
 )
@@ -108,6 +109,10 @@ assign_replica_values = assign_one_replica_values
 # No per-replica values and no step-log change here (Keras's TF trainer alone needs them).
 first_replica_value = unchanged
 step_log_value = unchanged
+
+
+# Every variable lives in this process (each process holds its own copy).
+process_local = layers_unchanged
 
 
 def num_replicas():

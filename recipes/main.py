@@ -91,17 +91,20 @@ def main(argv):
     )
     if result["distribution"].process_index != 0:
         return  # process 0 evaluates and writes the table
-    keras.utils.set_random_seed(FLAGS.seed)
-    random_encoder = pretrain_recipe.build_encoder(config, result["info"])
-    rows = evaluate(
-        [
-            ("SwAV encoder", result["encoder_path"]),
-            ("random-init encoder", random_encoder),
-            ("raw pixels", "pixels"),
-        ],
-        config,
-        FLAGS.data_dir,
-    )
+    from swav_keras import backends
+
+    with backends.active().process_local():  # on this process alone (multi-host JAX)
+        keras.utils.set_random_seed(FLAGS.seed)
+        random_encoder = pretrain_recipe.build_encoder(config, result["info"])
+        rows = evaluate(
+            [
+                ("SwAV encoder", result["encoder_path"]),
+                ("random-init encoder", random_encoder),
+                ("raw pixels", "pixels"),
+            ],
+            config,
+            FLAGS.data_dir,
+        )
     total = time.time() - start
     table = format_table(rows, config, result["seconds"], total, keras.backend.backend())
     print("\n" + table)

@@ -336,11 +336,16 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         for name, values in rest.history.items():
             history[name] = history.get(name, []) + values
     if chief:
-        callbacks.save_encoder(model.encoder, encoder_path)
-        if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
-            plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
-        _plot_clusters(model, images, os.path.join(workdir, "prototype_neighbours.png"), info,
-                       plot_prototype_neighbours)
+        # On multi-host JAX, on copies that this process holds (the others have finished).
+        local = backends.active().process_local(
+            model.encoder, model.projection_head, model.prototypes)
+        with local as (encoder, projection_head, prototypes):
+            callbacks.save_encoder(encoder, encoder_path)
+            if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+                plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
+            _plot_clusters(encoder, projection_head, prototypes, images,
+                           os.path.join(workdir, "prototype_neighbours.png"), info,
+                           plot_prototype_neighbours)
     return {
         "encoder_path": encoder_path,
         "model": model,
@@ -353,25 +358,27 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     }
 
 
-def _plot_clusters(model, images, path, info, plot, examples=2000):
+def _plot_clusters(encoder, projection_head, prototypes, images, path, info, plot,
+                   examples=2000):
     """The images nearest to the most used prototypes, from a sample of training images."""
     import keras
     import numpy as np
+
+    from swav_keras.layers.l2_normalize import L2Normalize
 
     batch = [(x.numpy(), y.numpy()) for x, y in images.take(examples).batch(examples)][0]
     pixels, labels = batch
     # Direct calls, not `predict`: under a multi-worker strategy `predict` is a collective
     # that the other workers, which do not plot, would never join.
     features = np.concatenate([
-        keras.ops.convert_to_numpy(model.encoder(chunk.astype("float32"), training=False))
+        keras.ops.convert_to_numpy(encoder(chunk.astype("float32"), training=False))
         for chunk in np.array_split(pixels, max(1, len(pixels) // 256))
     ])
     embeddings = keras.ops.convert_to_numpy(
-        model.l2_normalize(model.projection_head(features, training=False))
+        L2Normalize()(projection_head(features, training=False))
     )
-    prototypes = keras.ops.convert_to_numpy(model.prototypes.kernel).T
-    plot(pixels, embeddings, prototypes, path, labels=labels,
-         class_names=info.class_names)
+    kernel = keras.ops.convert_to_numpy(prototypes.kernel).T
+    plot(pixels, embeddings, kernel, path, labels=labels, class_names=info.class_names)
     return np.asarray(labels)
 
 

@@ -55,3 +55,33 @@ def test_tpu_distribution_without_a_tpu_says_what_to_do(monkeypatch):
     message = str(info.value)
     assert message.startswith("distribution='tpu' found no TPU (TPUClusterResolver(tpu='') said: ")
     assert "give the TPU's name or grpc:// address with --tpu" in message
+
+
+def test_process_local_gives_the_layers_on_one_process():
+    layer, model = keras.layers.Dense(2), keras.Sequential([keras.layers.Dense(3)])
+    with backends.active().process_local(layer, model) as local:
+        assert local[0] is layer and local[1] is model
+    with backends.active().process_local() as local:
+        assert local == ()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's multi-host copies")
+def test_jax_local_copies_hold_the_same_weights_and_outputs():
+    """What `process_local` hands out on several JAX processes, made here on one."""
+    import numpy as np
+
+    from swav_keras.backbones import SmallResNet
+    from swav_keras.backends import jax as adapter
+    from swav_keras.layers import ProjectionHead
+
+    encoder = SmallResNet(4, (None, None, 1))
+    head = ProjectionHead(8, 4)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 1)).astype("float32")
+    features = encoder(images, training=False)
+    head(features, training=False)
+    for layer, x in ((encoder, images), (head, features)):
+        copy = adapter._local_copy(layer)
+        assert copy is not layer and len(copy.weights) == len(layer.weights) > 0
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(copy(x, training=False)),
+            keras.ops.convert_to_numpy(layer(x, training=False)))

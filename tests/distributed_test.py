@@ -171,6 +171,29 @@ def test_multi_worker_equals_one_device(tmp_path, single_with_queue):
     assert_same_queue(state, single_with_queue)
 
 
+def _jax_cluster_envs(processes):
+    """What each of `processes` JAX processes on localhost needs to find the others."""
+    address = f"127.0.0.1:{_free_port()}"
+    return [dict(_env(processes), JAX_COORDINATOR_ADDRESS=address,
+                 JAX_NUM_PROCESSES=str(processes), JAX_PROCESS_ID=str(rank))
+            for rank in range(processes)]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.distributed across processes")
+def test_jax_processes_equal_one_device(tmp_path, single_with_queue):
+    """2 JAX processes joined by `jax.distributed` (as on 2 hosts), one CPU device each."""
+    out = str(tmp_path / "jax_processes.npz")
+    commands = [[sys.executable, WORKER, "--mode=jax_processes", f"--out={out}",
+                 f"--rank={rank}", "--world_size=2", QUEUE] for rank in range(2)]
+    run_processes(commands, _jax_cluster_envs(2))
+    with np.load(out) as saved:
+        state = {k: saved[k] for k in saved.files}
+    assert int(state["devices"]) == 2
+    assert_trained(state)
+    assert_equal_runs(state, single_with_queue)
+    assert_same_queue(state, single_with_queue)
+
+
 @pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
 def test_distributed_with_per_replica_sinkhorn_differs(tmp_path, single):
     per_replica = run_worker(tmp_path / "per_replica.npz", MODE, "--per_replica_sinkhorn")
@@ -244,6 +267,8 @@ def run_recipe(workdir, distribution, processes=1, extra_env=None):
         cluster = {"worker": [f"localhost:{_free_port()}" for _ in range(processes)]}
         envs = [dict(env, TF_CONFIG=json.dumps({"cluster": cluster, "task": {
             "type": "worker", "index": rank}})) for rank in range(processes)]
+    elif processes > 1 and distribution == "data_parallel":  # JAX processes, as on hosts
+        envs = _jax_cluster_envs(processes)
     elif processes > 1:  # what torchrun gives each process
         port = str(_free_port())
         envs = [dict(env, RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
@@ -272,6 +297,16 @@ def test_recipe_trains_distributed(tmp_path):
                    extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     else:  # MirroredStrategy over this machine's one CPU device
         run_recipe(workdir, MODE)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.distributed across processes")
+def test_recipe_trains_on_jax_processes(tmp_path):
+    """`--distribution=data_parallel` on 2 JAX processes on localhost, as on several hosts."""
+    workdir = tmp_path / "run"
+    run_recipe(workdir, "data_parallel", processes=2)
+    assert (workdir / "prototype_neighbours.png").is_file()  # drawn by process 0 alone
+    assert (workdir / "processes" / "1" / "backup").is_dir()
+    assert json.loads((workdir / "processes.json").read_text()) == {"process_count": 2}
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute across processes")

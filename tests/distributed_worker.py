@@ -6,9 +6,12 @@ starts):
     KERAS_BACKEND=tensorflow python tests/distributed_worker.py --mode=mirrored --out=a.npz
 
 Modes: `single` (one device), `mirrored` (TensorFlow `MirroredStrategy` on 2 logical CPUs),
-`data_parallel` (JAX `keras.distribution.DataParallel` on 4 host devices), `torch` (one of
-`--world_size` processes of a gloo `torch.distributed` group, each fitting its share of every
-global batch; rank 0 writes the file), and the same with
+`data_parallel` (JAX `keras.distribution.DataParallel` on 4 host devices), `jax_processes`
+(one of `--world_size` JAX processes joined by `jax.distributed`, as on several hosts, under
+`DataParallel` over their devices; the cluster in `JAX_COORDINATOR_ADDRESS`,
+`JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`), `torch` (one of `--world_size` processes of a gloo
+`torch.distributed` group); in the last two each process fits its share of every global
+batch and rank 0 writes the file. Each can run with
 `--per_replica_sinkhorn`, where Sinkhorn's global sums are replaced by per-replica ones (the
 hook disabled), so the test can see that the hook matters.
 """
@@ -23,7 +26,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--mode", required=True,
-        choices=["single", "mirrored", "multi_worker", "data_parallel", "torch"],
+        choices=["single", "mirrored", "multi_worker", "data_parallel", "jax_processes", "torch"],
     )
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world_size", type=int, default=2)
@@ -129,6 +132,12 @@ def main(argv):
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
         model = build_model(args.queue_length)
         devices = None  # read after training from where the variables live
+    elif args.mode == "jax_processes":
+        backends.active().start_distribution("data_parallel")  # jax.distributed from the env
+        # Each process feeds its own share of the global batch, as the torch processes do.
+        keras.distribution.distribution().auto_shard_dataset = False
+        model = build_model(args.queue_length)
+        devices = None
     elif args.mode == "torch":
         import torch.distributed as dist
 
@@ -141,9 +150,9 @@ def main(argv):
         model = build_model(args.queue_length, args.jit_compile)
         devices = 1
 
-    # Each torch process fits its contiguous share of every global batch (the other modes
-    # split the global batch the same way inside `fit`).
-    shards = args.world_size if args.mode == "torch" else 1
+    # Each torch or JAX process fits its contiguous share of every global batch (the other
+    # modes split the global batch the same way inside `fit`).
+    shards = args.world_size if args.mode in ("torch", "jax_processes") else 1
     local = args.batch // shards
     losses = []
     for step in range(args.steps):

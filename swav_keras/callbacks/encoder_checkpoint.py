@@ -34,7 +34,11 @@ class EncoderCheckpoint(keras.callbacks.Callback):
         self.filepath = filepath
 
     def on_epoch_end(self, epoch, logs=None):
-        save_encoder(self.model.encoder, self.filepath)
+        from swav_keras import backends
+
+        # Only one process saves: on multi-host JAX it works on a copy held by this process.
+        with backends.active().process_local(self.model.encoder) as (encoder,):
+            save_encoder(encoder, self.filepath)
 
     def get_config(self):
         return {"filepath": self.filepath}
