@@ -330,7 +330,6 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         partial = model.fit(dataset.skip(steps_done), **fit,
                             callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
         history = dict(partial.history)
-        backup.position()
     if epoch + (1 if steps_done else 0) < config.epochs:
         rest = model.fit(dataset, **fit, callbacks=fit_callbacks)
         for name, values in rest.history.items():

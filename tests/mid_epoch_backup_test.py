@@ -54,7 +54,6 @@ def resumable_fit(model, backup_dir, epochs, every, extra=()):
     if done:
         model.fit(dataset().skip(done), epochs=epochs, verbose=0,
                   callbacks=[backup, *extra, StopAfterEpoch()])
-        backup.position()
         epoch += 1
     if epoch < epochs:
         model.fit(dataset(), epochs=epochs, verbose=0, callbacks=[backup, *extra])

@@ -29,8 +29,11 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     the dataset, so with a shuffled dataset the rest of that epoch is a new random draw: the
     step count, schedule and state continue exactly, the images of that one epoch do not.
 
+    Reference: the original saves once per epoch (`checkpoint_freq`); Caron et al., "Unsupervised
+    Learning of Visual Features by Contrasting Cluster Assignments", NeurIPS 2020.
+
     Args:
-        backup_dir: folder of the backup (a local path). Defaults to none: required.
+        backup_dir: folder of the backup (a local path).
         save_every_steps: int >= 0, steps between backups within an epoch (0: at epoch ends
             only). A backup costs one `save_weights`. Defaults to `0`.
         double_checkpoint: bool, keep the previous backup beside the latest, restored if the
@@ -75,6 +78,7 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
                 "lost: run the same command again to resume from the restored backup."
             )
         self._current_epoch, self._offset = restored
+        self._expected = None  # checked once: a later `fit` starts from wherever this ends
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
