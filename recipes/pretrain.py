@@ -35,13 +35,13 @@ The workdir receives:
 """
 
 import dataclasses
-import json
 import os
 import time
 
 from absl import app, flags
 
 from recipes import configs
+from recipes.workdir import check_process_count, prepare_workdir
 
 FLAGS = flags.FLAGS
 
@@ -180,59 +180,6 @@ def build_model(config, encoder, steps_per_epoch, distribution=None):
         freeze_prototypes_steps=config.freeze_prototypes_steps,
         sync_batchnorm=sync,
     )
-
-
-def prepare_workdir(workdir, config, resume):
-    """Creates the workdir; refuses to mix two different runs in one folder."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    has_run = os.path.isdir(os.path.join(workdir, "backup"))
-    if has_run and not resume:
-        raise ValueError(
-            f"{workdir} already holds a run (backup/); with --noresume nothing is overwritten. "
-            "Use another --workdir, or delete that one."
-        )
-    current = dataclasses.asdict(config)
-    if has_run and os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        changed = sorted(
-            k for k in current
-            if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature")
-            and json.loads(json.dumps(current[k])) != saved.get(k)
-        )
-        if changed:
-            raise ValueError(
-                f"{workdir} holds a run with another configuration (fields {changed} differ); "
-                "resuming it with these values would mix two runs. Use another --workdir."
-            )
-    with open(path, "w") as f:
-        json.dump(current, f, indent=2)
-
-
-def check_process_count(workdir, process_count, write):
-    """Refuses to resume a run with another number of processes than the one that made it.
-
-    With several processes (torch.distributed, multi-worker TensorFlow, multi-host JAX) each
-    keeps its own backup; resumed by more processes, the new ones would start from scratch
-    beside the others, and by fewer, some backups would be dropped. The chief (`write`) records
-    the count in `<workdir>/processes.json`. Replicas within one process may change: their
-    queues are dealt out again on restore.
-    """
-    path = os.path.join(workdir, "processes.json")
-    if os.path.isdir(os.path.join(workdir, "backup")) and os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)["process_count"]
-        if saved != process_count:
-            raise ValueError(
-                f"{workdir} holds a run of {saved} process(es), each with its own backup; "
-                f"received {process_count} processes. Resume it with {saved}, or use another "
-                "--workdir."
-            )
-    if write:
-        with open(path + ".tmp", "w") as f:
-            json.dump({"process_count": process_count}, f)
-        os.replace(path + ".tmp", path)
 
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,

@@ -10,7 +10,8 @@ from step_interrupt import StepInterrupt
 
 from recipes import configs
 from recipes.knn_eval import knn_eval
-from recipes.pretrain import check_process_count, pretrain
+from recipes.pretrain import pretrain
+from recipes.workdir import check_process_count
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
