@@ -150,6 +150,16 @@ def test_distributed_queue_survives_saving_and_loading(tmp_path, single_with_que
     assert_same_queue(reloaded, single_with_queue)
 
 
+def assert_two_processes_equal_one_device(out, single_with_queue):
+    """The state that process 0 saved in `out` equals the single device's, queue included."""
+    with np.load(out) as saved:
+        state = {k: saved[k] for k in saved.files}
+    assert int(state["devices"]) == 2
+    assert_trained(state)
+    assert_equal_runs(state, single_with_queue)
+    assert_same_queue(state, single_with_queue)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute across processes")
 def test_multi_worker_equals_one_device(tmp_path, single_with_queue):
     """`MultiWorkerMirroredStrategy`: 2 processes (workers) on localhost, one CPU replica each."""
@@ -163,12 +173,7 @@ def test_multi_worker_equals_one_device(tmp_path, single_with_queue):
         envs.append(dict(_env(processes=2), TF_CONFIG=json.dumps({"cluster": cluster,
                                                                    "task": task})))
     run_processes(commands, envs)
-    with np.load(out) as saved:
-        state = {k: saved[k] for k in saved.files}
-    assert int(state["devices"]) == 2
-    assert_trained(state)
-    assert_equal_runs(state, single_with_queue)
-    assert_same_queue(state, single_with_queue)
+    assert_two_processes_equal_one_device(out, single_with_queue)
 
 
 def _jax_cluster_envs(processes):
@@ -186,12 +191,7 @@ def test_jax_processes_equal_one_device(tmp_path, single_with_queue):
     commands = [[sys.executable, WORKER, "--mode=jax_processes", f"--out={out}",
                  f"--rank={rank}", "--world_size=2", QUEUE] for rank in range(2)]
     run_processes(commands, _jax_cluster_envs(2))
-    with np.load(out) as saved:
-        state = {k: saved[k] for k in saved.files}
-    assert int(state["devices"]) == 2
-    assert_trained(state)
-    assert_equal_runs(state, single_with_queue)
-    assert_same_queue(state, single_with_queue)
+    assert_two_processes_equal_one_device(out, single_with_queue)
 
 
 @pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
