@@ -7,8 +7,6 @@ global sum and XLA inserts the collectives itself: the reductions here are the i
 import contextlib
 import os
 
-import numpy as np
-
 from swav_keras.backends import (
     ONE_DEVICE,
     Distribution,
@@ -81,7 +79,7 @@ def process_local(*layers):
 def _local_copy(layer):
     import keras
 
-    weights = [np.asarray(w) for w in layer.get_weights()]
+    weights = layer.get_weights()  # NumPy: fully replicated, so held by this process
     if isinstance(layer, keras.Model):
         copy = keras.models.clone_model(layer)  # encoders
     else:
