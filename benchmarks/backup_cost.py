@@ -25,6 +25,8 @@ import time
 
 from absl import app, flags
 
+from benchmarks.machine import cpu_name
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
 flags.DEFINE_integer("rounds", 5, "Step + backup pairs timed (after 2 warm-up steps).")
@@ -67,15 +69,6 @@ def _worker():
                       "megabytes": size / 1e6}))
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return names[0] if names else platform.processor() or "unknown CPU"
-    except OSError:
-        return platform.processor() or "unknown CPU"
-
-
 def main(argv):
     del argv
     if FLAGS.worker:
@@ -84,7 +77,7 @@ def main(argv):
 
     print("workload: fashion_mnist configuration, batch 128, one train_on_batch step vs one "
           f"backup, {FLAGS.rounds} rounds (medians)")
-    print(f"machine: {platform.machine()}, {_cpu_name()}, {os.cpu_count()} CPUs, Python "
+    print(f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, keras {keras.__version__}")
     print(f"{'backend':<11} {'step s':>7} {'backup s':>9} {'backup/step':>12} {'MB':>6} "
           f"{'every 100 steps':>16}")
