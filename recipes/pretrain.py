@@ -41,7 +41,7 @@ import time
 from absl import app, flags
 
 from recipes import configs
-from recipes.workdir import check_process_count, prepare_workdir
+from recipes.workdir import check_process_count, prepare_workdir, run_lock
 
 FLAGS = flags.FLAGS
 
@@ -192,6 +192,23 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
     the epochs this call ran (an interrupted epoch that it finished counts as one).
     """
+    from swav_keras import backends
+
+    start = time.time()
+    spread = backends.active().start_distribution(distribution, tpu)
+    chief = spread.process_index == 0
+    # Each process owns a folder: the workdir (process 0) or its own under processes/.
+    own_folder = workdir
+    if not chief:
+        own_folder = os.path.join(workdir, "processes", str(spread.process_index))
+    with run_lock(own_folder):
+        return _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples,
+                         seed, resume, verbose, backup_every_steps, extra_callbacks)
+
+
+def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples, seed,
+              resume, verbose, backup_every_steps, extra_callbacks):
+    """`pretrain` once `own_folder` is locked for this process."""
     import keras
 
     from swav_keras import backends, callbacks
@@ -202,16 +219,12 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         plot_training_curves,
     )
 
-    start = time.time()
-    spread = backends.active().start_distribution(distribution, tpu)
     chief = spread.process_index == 0
     check_process_count(workdir, spread.process_count, write=False)
     if chief:
         prepare_workdir(workdir, config, resume)
         check_process_count(workdir, spread.process_count, write=True)
-    backup_dir = os.path.join(workdir, "backup")
-    if not chief:
-        backup_dir = os.path.join(workdir, "processes", str(spread.process_index), "backup")
+    backup_dir = os.path.join(own_folder, "backup")
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)

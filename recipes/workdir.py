@@ -1,8 +1,10 @@
 """The pretraining workdir: one run per folder, resumed only as it was made."""
 
+import contextlib
 import dataclasses
 import json
 import os
+import socket
 
 
 def prepare_workdir(workdir, config, resume):
@@ -56,3 +58,48 @@ def check_process_count(workdir, process_count, write):
         with open(path + ".tmp", "w") as f:
             json.dump({"process_count": process_count}, f)
         os.replace(path + ".tmp", path)
+
+
+@contextlib.contextmanager
+def run_lock(folder):
+    """Holds `<folder>/run.lock` for one run; refuses a second run of the same folder.
+
+    Two runs in one workdir (the same command started twice, a restart while the first still
+    trains) would write the same backup and logs in turn, each undoing the other's progress.
+    The lock is an exclusive `flock` on the file, which the system releases when the process
+    ends however it ends, so a killed run leaves no stale lock behind. The file names the
+    holder while it runs and is emptied on release. On systems without `fcntl` (Windows) runs
+    are not guarded.
+
+    Raises:
+        RuntimeError: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (POSIX CI)
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "run.lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "a process"
+            raise RuntimeError(
+                f"{folder} is in use by another run ({holder}, see {path}): two runs in one "
+                "workdir would overwrite each other's backups. Wait for it to end or stop "
+                "it, then rerun to continue; or use another --workdir."
+            ) from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -11,7 +11,7 @@ from step_interrupt import StepInterrupt
 from recipes import configs
 from recipes.knn_eval import knn_eval
 from recipes.pretrain import pretrain
-from recipes.workdir import check_process_count
+from recipes.workdir import check_process_count, run_lock
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
@@ -132,3 +132,11 @@ def test_imagenet_configs_carry_the_original_values():
     small = configs.get_config("imagenet_resnet50_bs256")
     assert (small.batch_size, small.base_learning_rate, small.queue_length) == (256, 0.6, 3840)
     assert (small.queue_start_epoch, small.freeze_prototypes_steps) == (15, 5005)
+
+
+def test_a_second_run_of_a_busy_workdir_is_refused_before_writing(tmp_path):
+    workdir = str(tmp_path / "run")
+    with run_lock(workdir):  # as a first run would hold it
+        with pytest.raises(RuntimeError, match="is in use by another run"):
+            pretrain(_config(), workdir, train_examples=128, verbose=0)
+        assert os.listdir(workdir) == ["run.lock"]  # nothing else written
