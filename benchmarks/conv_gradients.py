@@ -2,18 +2,24 @@ r"""Where the time of a training step goes: each 3x3 conv's forward and two grad
 
 A training step of the small ResNet is mostly its 3x3 stride-1 convolutions, and each backend's
 CPU kernels have their own slow cases: the same shape can cost 20 times more in one gradient
-than in the forward pass. This benchmark times, for every such convolution of the pretraining
-workload, the forward pass, the gradient with respect to the input and the gradient with respect
-to the kernel, separately, and the same three for the im2col formulation (nine shifted slices
-concatenated, then one matrix product: `keras.ops` only, differentiated by the backend). The
-totals are weighted by how many such layers one step runs, so they add up to most of a step.
+than in the forward pass. This benchmark times three formulations of such a conv: `native`
+(`keras.ops.conv`), `im2col` (nine shifted slices concatenated, then one matrix product) and
+`rewritten` (native forward; through `keras.ops.custom_gradient`, the input gradient as a
+forward conv with the flipped kernel and the kernel gradient as nine matrix products), all in
+`keras.ops`, differentiated by the backend. Two views:
+- every such conv of the workload alone: forward, input gradient and kernel gradient, each
+  compiled and timed by itself, weighted by how many such layers a step runs;
+- the whole SwAV step (`train_on_batch`) with each formulation in every 3x3 stride-1 conv of
+  the encoder, alternating round by round. Only this one says what a step would gain: inside
+  one compiled program kernels, layouts and fusions differ from the parts alone.
 
 Workload: the `fashion_mnist` recipe (`recipes/configs.py`): the small ResNet of width 16,
 2 x 28x28 + 4 x 14x14 single-channel crops, `--batch_size` images per step (the crops of one
-resolution go through the encoder as one batch, as `SwAV` runs them). The stem (1 input
-channel), the stride-2 convolutions and the 1x1 shortcuts are not timed: they are a small share.
+resolution go through the encoder as one batch, as `SwAV` runs them), head 128 -> 512 -> 64,
+K = 128, SGD. The per-call view leaves out the stem (1 input channel); in the whole step it
+takes the formulation too. The stride-2 convs and the 1x1 shortcuts stay native in both.
 
-Command (2 CPU cores, about 2 minutes):
+Command (2 CPU cores, about 12 minutes):
 
     python -m benchmarks.conv_gradients --backends=tensorflow,jax,torch
 
@@ -35,6 +41,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
 flags.DEFINE_integer("batch_size", 128, "Images per step (the fashion_mnist recipe's batch).")
 flags.DEFINE_integer("repeats", 5, "Timed calls per measurement; the minimum is reported.")
+flags.DEFINE_integer("step_rounds", 5, "Whole-step rounds of 3 steps per formulation, alternating.")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
 
 PARTS = ("forward", "input gradient", "kernel gradient")
@@ -88,7 +95,8 @@ def _rewritten_conv(x, kernel):
 
         return ops.conv(x, kernel, padding="same"), gradient
 
-    return conv(x, kernel)
+    # A layer's kernel is a Keras Variable, which torch's custom gradient cannot save.
+    return conv(x, ops.convert_to_tensor(kernel))
 
 
 def _native_conv(x, kernel):
@@ -186,7 +194,65 @@ def measure():
         for name, conv in FORMULATIONS.items():
             row[name] = [_seconds(pair, (x, kernel, dy)) for pair in _gradient_functions(conv)]
         rows.append(row)
-    return {"backend": keras.backend.backend(), "rows": rows}
+    return {"backend": keras.backend.backend(), "rows": rows, "steps": whole_steps()}
+
+
+def conv2d_class(conv):
+    """A `keras.layers.Conv2D` subclass whose 3x3 stride-1 'same' convs use `conv`."""
+    import keras
+
+    class Conv2D(keras.layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            if self.kernel_size == (3, 3) and self.strides == (1, 1) and self.padding == "same":
+                return conv(inputs, kernel)
+            return super().convolution_op(inputs, kernel)
+
+    return Conv2D
+
+
+def whole_steps():
+    """Median seconds of a SwAV `train_on_batch` step with each formulation in the encoder.
+
+    The per-call figures above do not add up to a step (kernels, layouts and fusions differ
+    inside a whole program), so each formulation is also put into every 3x3 stride-1 conv of
+    the encoder (a `Conv2D` subclass through `clone_model`, same weights) and timed in the
+    real step, the formulations alternating round by round.
+    """
+    import keras
+    import numpy as np
+
+    from swav_keras import SwAV
+    from swav_keras.backbones import SmallResNet
+
+    rng = np.random.default_rng(0)
+    crops = tuple(
+        rng.uniform(0, 255, (FLAGS.batch_size, side, side, 1)).astype("float32")
+        for side, count in CROPS
+        for _ in range(count)
+    )
+
+    def model(conv):
+        keras.utils.set_random_seed(0)
+        encoder = SmallResNet(width=WIDTH, input_shape=(None, None, 1))
+        cls = conv2d_class(conv)
+        encoder = keras.models.clone_model(encoder, clone_function=lambda layer: (
+            cls if type(layer) is keras.layers.Conv2D else type(layer)
+        ).from_config(layer.get_config()))
+        swav = SwAV(encoder, projection_dim=64, hidden_dim=512, num_prototypes=128)
+        swav.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        for _ in range(2):
+            swav.train_on_batch((crops,))
+        return swav
+
+    models = {name: model(conv) for name, conv in FORMULATIONS.items()}
+    seconds = {name: [] for name in models}
+    for _ in range(FLAGS.step_rounds):
+        for name, swav in models.items():
+            start = time.perf_counter()
+            for _ in range(3):
+                swav.train_on_batch((crops,))
+            seconds[name].append((time.perf_counter() - start) / 3)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
 
 
 def report(result):
@@ -209,6 +275,10 @@ def report(result):
               + f"   sum {sum(parts):.3f} s ({sum(parts) / native:.2f} of native)")
     best = sum(min(sum(row[name]) for name in names) * row["layers"] for row in rows)
     print(f"{'best per shape':>21}: {best:.3f} s ({best / native:.2f} of native)")
+    steps = result["steps"]
+    print(f"{'whole SwAV step':>21}: " + ", ".join(
+        f"{name} {value:.3f} s ({value / steps['native']:.2f})" for name, value in steps.items()
+    ) + f"; median of {FLAGS.step_rounds} rounds of 3 train_on_batch steps")
 
 
 def main(argv):
@@ -224,7 +294,8 @@ def main(argv):
     for backend in FLAGS.backends:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         command = [sys.executable, "-m", "benchmarks.conv_gradients", "--worker",
-                   f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}"]
+                   f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
+                   f"--step_rounds={FLAGS.step_rounds}"]
         out = subprocess.run(command, env=env, capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode or not lines:

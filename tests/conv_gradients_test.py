@@ -49,3 +49,25 @@ def test_conv_shapes_follow_the_small_resnet():
         (20, 28, 16, 4), (20, 14, 32, 3), (20, 7, 64, 3), (20, 4, 128, 3),
         (40, 14, 16, 4), (40, 7, 32, 3), (40, 4, 64, 3), (40, 2, 128, 3),
     ]
+
+
+@pytest.mark.parametrize("name", sorted(conv_gradients.FORMULATIONS))
+def test_formulation_trains_a_layer_as_conv2d_does(name):
+    # The whole-step timing puts each formulation into the encoder's layers: the layer's
+    # kernel (a Keras variable) must receive the same update as with Keras's own Conv2D.
+    x = np.random.default_rng(0).standard_normal((4, 6, 6, 2)).astype("float32")
+    target = np.ones((4, 6, 6, 3), "float32")
+    weights = []
+    for layer_class in (keras.layers.Conv2D,
+                        conv_gradients.conv2d_class(conv_gradients.FORMULATIONS[name])):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((6, 6, 2))
+        model = keras.Model(inputs, layer_class(3, 3, padding="same", use_bias=False)(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        before = model.get_weights()[0]
+        model.train_on_batch(x, target)
+        weights.append((before, model.get_weights()[0]))
+    (before, native), (same_start, updated) = weights
+    np.testing.assert_array_equal(before, same_start)
+    assert np.abs(native - before).max() > 1e-3  # the step moved the kernel
+    np.testing.assert_allclose(updated, native, rtol=0, atol=1e-6)
