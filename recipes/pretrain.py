@@ -190,7 +190,9 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     `distribution`, `tpu` and `backup_every_steps` are the flags of the same names; process 0
     writes the files, other processes keep only their own backup under
     `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
-    the epochs this call ran (an interrupted epoch that it finished counts as one).
+    the epochs this call ran (an interrupted epoch that it finished counts as one). Each
+    process holds its folder's `run.lock` while it runs (`recipes.workdir.run_lock`): a second
+    run of a busy workdir raises `RuntimeError` before writing anything.
     """
     from swav_keras import backends
 
