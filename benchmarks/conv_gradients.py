@@ -59,14 +59,19 @@ def conv_shapes(batch_size):
     return shapes
 
 
-def _im2col_conv(x, kernel):
+def _windows(x):
+    """The nine 3x3-shifted windows of the zero-padded `x`, in the kernel's (i, j) order."""
     from keras import ops
 
     height, width = ops.shape(x)[1], ops.shape(x)[2]
     padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    patches = ops.concatenate(
-        [padded[:, i : i + height, j : j + width, :] for i in range(3) for j in range(3)], axis=-1
-    )
+    return [padded[:, i : i + height, j : j + width, :] for i in range(3) for j in range(3)]
+
+
+def _im2col_conv(x, kernel):
+    from keras import ops
+
+    patches = ops.concatenate(_windows(x), axis=-1)
     return ops.matmul(patches, ops.reshape(kernel, (-1, kernel.shape[-1])))
 
 
@@ -81,15 +86,8 @@ def _rewritten_conv(x, kernel):
                 (upstream,) = args
             flipped = ops.transpose(ops.flip(kernel, axis=(0, 1)), (0, 1, 3, 2))
             input_gradient = ops.conv(upstream, flipped, padding="same")
-            height, width = ops.shape(x)[1], ops.shape(x)[2]
-            padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
             kernel_gradient = ops.stack(
-                [
-                    ops.einsum("bhwc,bhwd->cd", padded[:, i : i + height, j : j + width, :],
-                               upstream)
-                    for i in range(3)
-                    for j in range(3)
-                ]
+                [ops.einsum("bhwc,bhwd->cd", window, upstream) for window in _windows(x)]
             )
             return input_gradient, ops.reshape(kernel_gradient, ops.shape(kernel))
 

@@ -198,10 +198,9 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
 
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
-    chief = spread.process_index == 0
     # Each process owns a folder: the workdir (process 0) or its own under processes/.
     own_folder = workdir
-    if not chief:
+    if spread.process_index:
         own_folder = os.path.join(workdir, "processes", str(spread.process_index))
     with run_lock(own_folder):
         return _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples,
