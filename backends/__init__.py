@@ -21,6 +21,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
   process alone, for work that only one process does (saving the encoder, pictures, evaluation):
   the layers themselves, except on multi-host JAX, where it gives copies and unsets the
   distribution inside.
+- `prefers_im2col_conv()`: whether stride-1 convolutions run faster as `Im2colConv2D` on the
+  device in use (JAX on CPU).
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.

@@ -89,6 +89,17 @@ def _local_copy(layer):
     return copy
 
 
+def prefers_im2col_conv():
+    """True on CPU: XLA's CPU convolution gradients are slow for small-image ResNets.
+
+    In a whole SwAV step of the small ResNet on 2 CPU cores, `Im2colConv2D` makes JAX 1.36
+    times faster (`benchmarks/conv_gradients.py`); GPUs and TPUs keep their convolutions.
+    """
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def num_replicas():
     """One logical replica: the program is written for the global batch."""
     return 1

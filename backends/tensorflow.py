@@ -125,6 +125,11 @@ def step_log_value(x):
 process_local = layers_unchanged
 
 
+def prefers_im2col_conv():
+    """False: oneDNN's (and cuDNN's) convolutions are faster in a whole step."""
+    return False
+
+
 def num_replicas():
     """Number of replicas that share the global batch."""
     return tf.distribute.get_strategy().num_replicas_in_sync

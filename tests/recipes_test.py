@@ -12,6 +12,7 @@ from recipes import configs
 from recipes.knn_eval import knn_eval
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, run_lock
+from swav_keras.layers import Im2colConv2D
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
@@ -140,3 +141,23 @@ def test_a_second_run_of_a_busy_workdir_is_refused_before_writing(tmp_path):
         with pytest.raises(RuntimeError, match="is in use by another run"):
             pretrain(_config(), workdir, train_examples=128, verbose=0)
         assert os.listdir(workdir) == ["run.lock"]  # nothing else written
+
+
+def test_conv_implementations_share_checkpoints_and_export_plain_conv2d(tmp_path):
+    workdir = str(tmp_path / "run")
+    first = pretrain(_config(epochs=1), workdir, train_examples=128, verbose=0,
+                     conv_implementation="im2col")
+    assert any(isinstance(layer, Im2colConv2D) for layer in first["model"].encoder.layers)
+    # Resumed with the native convs from the im2col run's backup: same variables.
+    second = pretrain(_config(epochs=2), workdir, train_examples=128, verbose=0,
+                      conv_implementation="native")
+    assert len(second["history"]["loss"]) == 1
+    encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
+    convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(type(layer) is keras.layers.Conv2D for layer in convs)
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(), workdir, conv_implementation="fast")
+    assert str(info.value) == (
+        "`conv_implementation` must be one of ('auto', 'native', 'im2col'); received "
+        "conv_implementation='fast'."
+    )

@@ -48,9 +48,11 @@ def save_encoder(encoder, filepath):
     """Saves `encoder` to `filepath` through a temporary file and an atomic rename.
 
     `SyncBatchNormalization` layers are saved as plain `keras.layers.BatchNormalization`
-    (same weights; they differ only when training on several replicas), so the file loads with
-    Keras alone.
+    (same weights; they differ only when training on several replicas) and `Im2colConv2D` as
+    plain `keras.layers.Conv2D` (same weights and function), so the file loads with Keras
+    alone.
     """
+    from swav_keras.layers.im2col_conv2d import Im2colConv2D, to_conv2d
     from swav_keras.layers.sync_batch_normalization import (
         SyncBatchNormalization,
         to_batch_normalization,
@@ -58,6 +60,8 @@ def save_encoder(encoder, filepath):
 
     if any(isinstance(layer, SyncBatchNormalization) for layer in encoder.layers):
         encoder = to_batch_normalization(encoder)
+    if any(isinstance(layer, Im2colConv2D) for layer in encoder.layers):
+        encoder = to_conv2d(encoder)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(filepath)}.{os.getpid()}.tmp.keras")

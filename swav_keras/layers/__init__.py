@@ -1,6 +1,12 @@
 """Keras layers of SwAV, registered for `.keras` saving."""
 
 from swav_keras.layers.feature_queue import FeatureQueue
+from swav_keras.layers.im2col_conv2d import (
+    Im2colConv2D,
+    im2col_conv,
+    to_conv2d,
+    to_im2col_conv2d,
+)
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
@@ -12,11 +18,15 @@ from swav_keras.layers.sync_batch_normalization import (
 
 __all__ = [
     "FeatureQueue",
+    "Im2colConv2D",
     "L2Normalize",
     "ProjectionHead",
     "Prototypes",
     "SyncBatchNormalization",
     "UnitNormalInitializer",
+    "im2col_conv",
+    "to_conv2d",
+    "to_im2col_conv2d",
     "to_batch_normalization",
     "to_sync_batch_normalization",
 ]
