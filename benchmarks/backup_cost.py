@@ -15,16 +15,14 @@ Command (2 CPU cores, about 1 minute per backend):
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
 
-import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 
 from absl import app, flags
 
+from benchmarks import children
 from benchmarks.machine import cpu_name
 
 FLAGS = flags.FLAGS
@@ -65,8 +63,8 @@ def _worker():
         backup._save_model()
         saves.append(time.perf_counter() - start)
     size = os.path.getsize(os.path.join(folder, "latest.weights.h5"))
-    print(json.dumps({"step": float(np.median(steps)), "backup": float(np.median(saves)),
-                      "megabytes": size / 1e6}))
+    children.report({"step": float(np.median(steps)), "backup": float(np.median(saves)),
+                     "megabytes": size / 1e6})
 
 
 def main(argv):
@@ -82,18 +80,11 @@ def main(argv):
     print(f"{'backend':<11} {'step s':>7} {'backup s':>9} {'backup/step':>12} {'MB':>6} "
           f"{'every 100 steps':>16}")
     for backend in FLAGS.backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
-        run = subprocess.run(
-            [sys.executable, "-m", "benchmarks.backup_cost", "--worker",
-             f"--rounds={FLAGS.rounds}"],
-            env=env, cwd=root, capture_output=True, text=True, check=False,
-        )
-        if run.returncode:
-            print(f"{backend:<11} failed:\n{run.stderr[-2000:]}")
+        try:
+            r = children.run("benchmarks.backup_cost", backend, [f"--rounds={FLAGS.rounds}"])
+        except children.WorkerFailed as error:
+            print(error)
             continue
-        r = json.loads(run.stdout.strip().splitlines()[-1])
         ratio = r["backup"] / r["step"]
         print(f"{backend:<11} {r['step']:>7.3f} {r['backup']:>9.3f} {ratio:>12.3f} "
               f"{r['megabytes']:>6.1f} {ratio / 100:>15.2%}")

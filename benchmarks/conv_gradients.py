@@ -26,15 +26,14 @@ Command (2 CPU cores, about 12 minutes):
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
 
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 from absl import app, flags
 
+from benchmarks import children
 from benchmarks.machine import cpu_name
 
 FLAGS = flags.FLAGS
@@ -244,12 +243,14 @@ def whole_steps():
 
     models = {name: model(conv) for name, conv in FORMULATIONS.items()}
     seconds = {name: [] for name in models}
-    for _ in range(FLAGS.step_rounds):
+    # One untimed round first: the first model built otherwise shows an inflated first round.
+    for round_index in range(FLAGS.step_rounds + 1):
         for name, swav in models.items():
             start = time.perf_counter()
             for _ in range(3):
                 swav.train_on_batch((crops,))
-            seconds[name].append((time.perf_counter() - start) / 3)
+            if round_index:
+                seconds[name].append((time.perf_counter() - start) / 3)
     return {name: float(np.median(values)) for name, values in seconds.items()}
 
 
@@ -282,7 +283,7 @@ def report(result):
 def main(argv):
     del argv
     if FLAGS.worker:
-        print("RESULT " + json.dumps(measure()), flush=True)
+        children.report(measure())
         return
     print(f"workload: small ResNet width {WIDTH}, crops 2x28 + 4x14 (1 channel), batch "
           f"{FLAGS.batch_size} images; 3x3 stride-1 convs after the stem; min of {FLAGS.repeats}")
@@ -290,17 +291,13 @@ def main(argv):
           f"{platform.python_version()}")
     failed = False
     for backend in FLAGS.backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        command = [sys.executable, "-m", "benchmarks.conv_gradients", "--worker",
-                   f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
-                   f"--step_rounds={FLAGS.step_rounds}"]
-        out = subprocess.run(command, env=env, capture_output=True, text=True)
-        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-        if out.returncode or not lines:
-            print(f"{backend}: failed\n{out.stderr[-2000:]}")
+        args = [f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
+                f"--step_rounds={FLAGS.step_rounds}"]
+        try:
+            report(children.run("benchmarks.conv_gradients", backend, args))
+        except children.WorkerFailed as error:
+            print(error)
             failed = True
-            continue
-        report(json.loads(lines[-1][len("RESULT "):]))
     if failed:
         sys.exit(1)
 

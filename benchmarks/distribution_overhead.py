@@ -25,15 +25,14 @@ Command (2 CPU cores, about 10 minutes):
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
 
-import json
 import os
 import platform
 import socket
-import subprocess
-import sys
 import time
 
 from absl import app, flags
+
+from benchmarks import children
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
@@ -139,13 +138,13 @@ def _worker():
 
     sinkhorn(np.zeros((local, 128), "float32"), all_reduce_sum=count_sinkhorn,
              all_reduce_max=count_sinkhorn)
-    if FLAGS.rank == 0:
-        print(json.dumps({
-            "seconds_per_step": float(np.median(times[2:])),
-            "sinkhorn_values": sinkhorn_values * len(model.crops_for_assign),
-            "batchnorm_values": counted["differentiable_all_reduce_sum"],
-            "all_values": int(sum(counted.values())),
-        }))
+    # Every rank reports (the parent checks each); the parent reads rank 0's.
+    children.report({
+        "seconds_per_step": float(np.median(times[2:])),
+        "sinkhorn_values": sinkhorn_values * len(model.crops_for_assign),
+        "batchnorm_values": counted["differentiable_all_reduce_sum"],
+        "all_values": int(sum(counted.values())),
+    })
 
 
 def _free_port():
@@ -155,25 +154,21 @@ def _free_port():
 
 
 def _run(backend, replicas):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("XLA_FLAGS", None)
+    env = children.environment(backend, XLA_FLAGS=None)
     if backend == "jax" and replicas > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={replicas}"
     if backend == "torch" and replicas > 1:  # as torchrun does: the cores split over processes
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // replicas))
-    command = [sys.executable, "-m", "benchmarks.distribution_overhead", "--worker",
-               f"--replicas={replicas}", f"--batch_size={FLAGS.batch_size}",
-               f"--steps={FLAGS.steps}"]
+    args = [f"--replicas={replicas}", f"--batch_size={FLAGS.batch_size}",
+            f"--steps={FLAGS.steps}"]
     ranks = replicas if backend == "torch" else 1
     port = _free_port()
-    runs = [subprocess.Popen(command + [f"--rank={r}", f"--port={port}"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for r in range(ranks)]
-    outputs = [run.communicate() for run in runs]
-    for run, (_, err) in zip(runs, outputs):
-        if run.returncode:
-            raise RuntimeError(f"{backend} x{replicas} failed:\n{err[-3000:]}")
-    return json.loads(outputs[0][0].strip().splitlines()[-1])
+    workers = [children.start("benchmarks.distribution_overhead", backend,
+                              args + [f"--rank={r}", f"--port={port}"], env)
+               for r in range(ranks)]
+    results = [children.finish(w, f"{backend} x{replicas} rank {r}")
+               for r, w in enumerate(workers)]
+    return results[0]
 
 
 def main(argv):

@@ -16,14 +16,18 @@ the same machine state. The same run then times the multi-crop input pipeline on
 workload (`benchmarks/multicrop_throughput.py`) and prints how many times the fastest step's
 consumption it delivers (the target is at least 3x).
 
-Command (2 CPU cores, about 6 minutes):
+`--conv_implementations=native,im2col` times the encoder with Keras's `Conv2D` and with
+`Im2colConv2D` (one matrix product over patches) in the same process, alternating, one row
+each: what the pretrain recipe's `--conv_implementation=auto` gains where it picks im2col.
+
+Command (2 CPU cores, about 6 minutes; add the im2col row for JAX, about 4 more):
 
     python -m benchmarks.train_step_throughput --backends=tensorflow,jax,torch
+    python -m benchmarks.train_step_throughput --backends=jax --conv_implementations=native,im2col
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
 
-import json
 import os
 import platform
 import subprocess
@@ -31,6 +35,9 @@ import sys
 import time
 
 from absl import app, flags
+
+from benchmarks import children
+from benchmarks.machine import cpu_name
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
@@ -40,6 +47,12 @@ flags.DEFINE_integer("rounds", 3, "Measurements per variant, alternating; median
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing / compilation).")
 flags.DEFINE_integer("width", 16, "Small ResNet width (stage widths w, 2w, 4w, 8w).")
 flags.DEFINE_integer("num_prototypes", 128, "K.")
+flags.DEFINE_list(
+    "conv_implementations", ["native"],
+    "Encoder convolutions to time, side by side in each backend's process: `native` (Keras "
+    "Conv2D) and/or `im2col` (swav_keras.layers.Im2colConv2D, what the pretrain recipe's "
+    "--conv_implementation=auto takes for JAX on CPU).",
+)
 flags.DEFINE_bool("pipeline", True, "Also time the multi-crop input pipeline (one thread).")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
 
@@ -68,6 +81,7 @@ def measure():
 
     from swav_keras import SwAV
     from swav_keras.backbones import SmallResNet
+    from swav_keras.layers import to_im2col_conv2d
 
     class TrivialLossSwAV(SwAV):
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -82,9 +96,11 @@ def measure():
     )
     dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
 
-    def compiled(model_class):
+    def compiled(model_class, conv):
         keras.utils.set_random_seed(0)
         encoder = SmallResNet(width=FLAGS.width, input_shape=(None, None, 1))
+        if conv == "im2col":
+            encoder = to_im2col_conv2d(encoder)
         model = model_class(
             encoder, projection_dim=64, hidden_dim=512, num_prototypes=FLAGS.num_prototypes
         )
@@ -97,29 +113,39 @@ def measure():
         model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.steps, verbose=0)
         return (time.perf_counter() - start) / FLAGS.steps
 
-    # The two variants alternate, so that drifts of the machine hit both alike; medians.
-    models = {"full": compiled(SwAV), "trivial": compiled(TrivialLossSwAV)}
-    times = {"full": [], "trivial": []}
+    # The variants alternate, so that drifts of the machine hit all alike; medians.
+    convs = FLAGS.conv_implementations
+    models = {conv: compiled(SwAV, conv) for conv in convs}
+    models["trivial"] = compiled(TrivialLossSwAV, convs[0])
+    times = {name: [] for name in models}
     for _ in range(FLAGS.rounds):
         for name, model in models.items():
             times[name].append(seconds_per_step(model))
-    full = float(np.median(times["full"]))
     trivial = float(np.median(times["trivial"]))
-    return {
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "images_per_s": batch / full,
-        "seconds_per_step": full,
-        "step_spread": (min(times["full"]) / full, max(times["full"]) / full),
-        # Can be slightly negative: the difference is within the machine's noise.
-        "sinkhorn_loss_share": 1.0 - trivial / full,
-    }
+    rows = []
+    for conv in convs:
+        full = float(np.median(times[conv]))
+        rows.append({
+            "conv": conv,
+            "images_per_s": batch / full,
+            "seconds_per_step": full,
+            "step_spread": (min(times[conv]) / full, max(times[conv]) / full),
+            # Can be slightly negative: the difference is within the machine's noise.
+            "sinkhorn_loss_share": 1.0 - trivial / full if conv == convs[0] else None,
+        })
+    return {"backend": keras.backend.backend(), "keras": keras.__version__, "rows": rows}
 
 
 def main(argv):
     del argv
+    unknown = sorted(set(FLAGS.conv_implementations) - {"native", "im2col"})
+    if unknown or not FLAGS.conv_implementations:
+        raise app.UsageError(
+            "--conv_implementations takes `native` and/or `im2col`; received "
+            f"{','.join(FLAGS.conv_implementations)!r}."
+        )
     if FLAGS.worker:
-        print("RESULT " + json.dumps(measure()), flush=True)
+        children.report(measure())
         return
     gflops = matmul_gflops()
     print(
@@ -128,37 +154,37 @@ def main(argv):
         f"{FLAGS.steps} timed steps after {FLAGS.warmup_steps} warm-up"
     )
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+        f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, float32 matmul {gflops:.0f} GFLOP/s (NumPy, 2048^3)"
     )
     ceiling = gflops * 1e9 / FLOP_PER_IMAGE
     print(f"ceiling: {ceiling:.0f} images/s (525 MFLOP per image)")
     results = []
     for backend in FLAGS.backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        command = [sys.executable, "-m", "benchmarks.train_step_throughput", "--worker"]
-        command += [f"--{name}={FLAGS[name].value}" for name in
-                    ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes")]
-        out = subprocess.run(command, env=env, capture_output=True, text=True)
-        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-        if out.returncode or not lines:
-            print(f"{backend}: failed\n{out.stderr[-2000:]}")
-            continue
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+        args = [f"--{name}={FLAGS[name].value}" for name in
+                ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes")]
+        args.append(f"--conv_implementations={','.join(FLAGS.conv_implementations)}")
+        try:
+            results.append(children.run("benchmarks.train_step_throughput", backend, args))
+        except children.WorkerFailed as error:
+            print(error)
     if not results:
         sys.exit(1)
     versions = _versions()
     print(f"versions: {versions}")
-    best = max(r["images_per_s"] for r in results)
-    print(f"{'backend':<11} {'images/s':>9} {'s/step':>8} {'spread':>12} {'of ceiling':>10} "
-          f"{'vs best':>8} {'Sinkhorn+loss':>13}")
+    best = max(row["images_per_s"] for r in results for row in r["rows"])
+    print(f"{'backend':<11} {'conv':<7} {'images/s':>9} {'s/step':>8} {'spread':>12} "
+          f"{'of ceiling':>10} {'vs best':>8} {'Sinkhorn+loss':>13}")
     for r in results:
-        low, high = r["step_spread"]
-        print(
-            f"{r['backend']:<11} {r['images_per_s']:9.1f} {r['seconds_per_step']:8.3f} "
-            f"{low:5.2f}-{high:4.2f}x {r['images_per_s'] / ceiling:10.1%} "
-            f"{r['images_per_s'] / best:8.2f} {r['sinkhorn_loss_share']:13.1%}"
-        )
+        for row in r["rows"]:
+            low, high = row["step_spread"]
+            share = row["sinkhorn_loss_share"]
+            print(
+                f"{r['backend']:<11} {row['conv']:<7} {row['images_per_s']:9.1f} "
+                f"{row['seconds_per_step']:8.3f} {low:5.2f}-{high:4.2f}x "
+                f"{row['images_per_s'] / ceiling:10.1%} {row['images_per_s'] / best:8.2f} "
+                f"{'' if share is None else f'{share:.1%}':>13}"
+            )
     if FLAGS.pipeline:
         pipeline = _pipeline_images_per_s()
         print(
