@@ -33,6 +33,7 @@ import time
 from absl import app, flags
 
 from benchmarks import children
+from benchmarks.machine import cpu_name
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
@@ -180,7 +181,7 @@ def main(argv):
 
     print(f"workload: small ResNet w16, 2x28+4x14 crops, K=128, global batch "
           f"{FLAGS.batch_size}, SGD; {FLAGS.steps} timed steps x {FLAGS.rounds} rounds")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+    print(f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, keras {keras.__version__}")
     print("| backend | 1 replica s/step | 2 replicas s/step | 2 / 1 | float32 values "
           "all-reduced per step: Sinkhorn / synchronised BatchNorm / all |")

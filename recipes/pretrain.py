@@ -79,9 +79,9 @@ def define_flags():
         "conv_implementation", "auto", CONV_IMPLEMENTATIONS,
         "How the encoder computes its stride-1 convolutions while training: `native` (the "
         "backend's own), `im2col` (one matrix product over patches, `Im2colConv2D`), or "
-        "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.36x faster "
-        "steps there) and native elsewhere. Same weights and results; encoder.keras always "
-        "holds plain Conv2D layers.",
+        "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.2-1.4x the "
+        "images/s there, benchmarks/RESULTS.md) and native elsewhere. Same weights and "
+        "results; encoder.keras always holds plain Conv2D layers.",
     )
     flags.DEFINE_string(
         "tpu", "",
@@ -275,10 +275,14 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     (first_batch,) = next(iter(dataset.take(1)))
     with spread.scope():
         encoder = build_encoder(config, info)
-        if conv_implementation == "im2col" or (
+        im2col = conv_implementation == "im2col" or (
             conv_implementation == "auto" and backends.active().prefers_im2col_conv()
-        ):
+        )
+        if im2col:
             encoder = to_im2col_conv2d(encoder)
+        if chief and verbose:
+            print(f"Encoder convolutions: {'im2col' if im2col else 'native'} "
+                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()}).")
         model = build_model(config, encoder, steps_per_epoch, spread)
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
         model(first_batch, training=False)  # builds the model (BackupAndRestore needs it)

@@ -14,8 +14,9 @@ def im2col_conv(inputs, kernel):
 
     Why: XLA's CPU convolutions have slow gradients for some shapes (the kernel gradient of a
     28x28 16-channel 3x3 conv takes 20 times its forward); in a whole SwAV step of the small
-    ResNet on 2 CPU cores, JAX runs 1.36 times faster with this form
-    (`benchmarks/conv_gradients.py`). On GPUs and TPUs the native convolution is faster.
+    ResNet on 2 CPU cores, JAX trains 1.2 to 1.4 times as many images per second with this
+    form (`benchmarks/train_step_throughput.py`, `benchmarks/conv_gradients.py`). On GPUs
+    and TPUs the native convolution is faster.
 
     Args:
         inputs: `[batch, height, width, in]` tensor.
