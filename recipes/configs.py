@@ -32,7 +32,10 @@ class PretrainConfig:
     Systems: `sync_batchnorm` (synchronised BatchNorm across replicas), `mixed_precision`
         (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`.
     Evaluation done by the main job after pretraining: `knn_k`, `knn_temperature`,
-        `linear_epochs`.
+        `linear_epochs`; during pretraining: `knn_monitor_examples` (0: off; N: after every
+        epoch, the kNN top-1 of the encoder with the first N training images as memory and
+        the first N test images as queries, logged as `knn_majority` / `knn_weighted`; see
+        `swav_keras.callbacks.KNNMonitor`).
     """
 
     # Data.
@@ -83,6 +86,7 @@ class PretrainConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     linear_epochs: int = 100
+    knn_monitor_examples: int = 0
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -3,11 +3,11 @@
 import numpy as np
 
 
-def load_split(dataset, split, data_dir=None, take=None):
+def load_split(dataset, split, data_dir=None, take=None, image_size=None):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays."""
     from swav_keras.data import load_images
 
-    images, info = load_images(dataset, split, data_dir, take=take)
+    images, info = load_images(dataset, split, data_dir, image_size, take=take)
     pixels, labels = [], []
     for x, y in images.batch(4096):
         pixels.append(x.numpy())

@@ -21,10 +21,13 @@ def prepare_workdir(workdir, config, resume):
     if has_run and os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
+        # A field added to the configuration after the run began counts at its default.
+        defaults = dataclasses.asdict(type(config)())
         changed = sorted(
             k for k in current
             if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature")
-            and json.loads(json.dumps(current[k])) != saved.get(k)
+            and json.loads(json.dumps(current[k])) != saved.get(k, json.loads(json.dumps(
+                defaults[k])))
         )
         if changed:
             raise ValueError(

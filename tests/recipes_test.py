@@ -1,6 +1,7 @@
 """End-to-end recipe runs on a small real subset of Fashion-MNIST: pretrain, kNN, resume."""
 
 import csv
+import json
 import os
 
 import keras
@@ -11,7 +12,7 @@ from step_interrupt import StepInterrupt
 from recipes import configs
 from recipes.knn_eval import knn_eval
 from recipes.pretrain import pretrain
-from recipes.workdir import check_process_count, run_lock
+from recipes.workdir import check_process_count, prepare_workdir, run_lock
 from swav_keras.layers import Im2colConv2D
 
 TINY = dict(
@@ -161,3 +162,30 @@ def test_conv_implementations_share_checkpoints_and_export_plain_conv2d(tmp_path
         "`conv_implementation` must be one of ('auto', 'native', 'im2col'); received "
         "conv_implementation='fast'."
     )
+
+
+def test_knn_monitor_examples_logs_knn_top1_after_every_epoch(tmp_path):
+    workdir = str(tmp_path / "run")
+    result = pretrain(_config(epochs=2, knn_monitor_examples=100), workdir,
+                      train_examples=128, verbose=0)
+    for name in ("knn_majority", "knn_weighted"):
+        values = result["history"][name]
+        assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values), (name, values)
+    with open(os.path.join(workdir, "training_log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(row["knn_weighted"]) for row in rows] == result["history"]["knn_weighted"]
+
+
+def test_a_run_from_before_a_new_config_field_resumes_at_its_default(tmp_path):
+    workdir = str(tmp_path / "run")
+    os.makedirs(os.path.join(workdir, "backup"))
+    prepare_workdir(workdir, _config(), resume=True)
+    path = os.path.join(workdir, "config.json")
+    with open(path) as f:
+        saved = json.load(f)
+    del saved["knn_monitor_examples"]  # as written before the field existed
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    prepare_workdir(workdir, _config(), resume=True)  # the default: the same run
+    with pytest.raises(ValueError, match=r"fields \['knn_monitor_examples'\] differ"):
+        prepare_workdir(workdir, _config(knn_monitor_examples=10), resume=True)

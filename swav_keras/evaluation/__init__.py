@@ -1,10 +1,11 @@
 """Evaluation of learnt features: kNN and linear probes on frozen encoders or raw pixels."""
 
-from swav_keras.evaluation.features import extract_features, pixel_features
+from swav_keras.evaluation.features import encode, extract_features, pixel_features
 from swav_keras.evaluation.knn import knn_accuracy, knn_classify
 from swav_keras.evaluation.linear_probe import linear_probe, top_k_accuracy
 
 __all__ = [
+    "encode",
     "extract_features",
     "knn_accuracy",
     "knn_classify",

@@ -59,6 +59,45 @@ def extract_features(encoder, data, batch_size=256, verbose="auto"):
     return np.asarray(features, dtype="float32"), labels
 
 
+def encode(encoder, images, batch_size=256):
+    """Features of `images` from direct calls of `encoder` in inference mode.
+
+    `extract_features` runs `predict`, which under a multi-worker strategy is a collective
+    that every worker must join. Work that one process does alone during or after training
+    (the kNN monitor, pictures) calls the encoder directly instead, `batch_size` images at a
+    time, with BatchNorm in inference mode.
+
+    Args:
+        encoder: a `keras.Model` mapping a batch of images to features `[B, D]`.
+        images: array `[N, ...]` of images as the encoder takes them (raw pixels for this
+            project's encoders); cast to float32.
+        batch_size: positive int, images per call. Defaults to `256`.
+
+    Returns:
+        A float32 NumPy array `[N, D]`.
+
+    Example:
+
+    ```python
+    features = encode(swav.encoder, test_images[:1000])
+    ```
+    """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    images = np.asarray(_to_numpy(images))
+    if images.ndim < 2 or len(images) < 1:
+        raise ValueError(
+            f"`images` must be an array [N, ...] with N >= 1; received images.shape="
+            f"{images.shape}."
+        )
+    features = [
+        keras.ops.convert_to_numpy(
+            encoder(images[start : start + batch_size].astype("float32"), training=False)
+        )
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(features).astype("float32")
+
+
 def pixel_features(data):
     """Flattened raw pixels as features: the baseline any learned encoder should beat.
 
