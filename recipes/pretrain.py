@@ -30,8 +30,8 @@ The workdir receives:
   epoch with its remaining steps;
 - `training_log.csv` and `logs/` (TensorBoard: `tensorboard --logdir <workdir>/logs`), with
   `knn_majority` / `knn_weighted` after every epoch when `--knn_monitor_examples=N` (the kNN
-  top-1 of the encoder on the first N training and test images; about 40 s for 10000 on 2 CPU
-  cores);
+  top-1 of the encoder on the first N training and test images; about a minute for 10000 on 2
+  CPU cores);
 - `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
 - `config.json`: the configuration the run uses; `processes.json`: how many processes made it
   (each keeps its own backup, so a resume needs as many; replicas within a process may change).
