@@ -303,7 +303,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         ),
     ]
     if chief and config.knn_monitor_examples:  # before the loggers, which record its figures
-        fit_callbacks.append(_knn_monitor(config, data_dir, verbose))
+        fit_callbacks.append(_knn_monitor(config, data_dir))
     if chief:
         fit_callbacks += [
             callbacks.EncoderCheckpoint(encoder_path),
@@ -349,7 +349,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     }
 
 
-def _knn_monitor(config, data_dir, verbose):
+def _knn_monitor(config, data_dir):
     """`KNNMonitor` on the first `knn_monitor_examples` train and test images of the dataset."""
     from recipes.features import load_split
     from swav_keras.callbacks import KNNMonitor
@@ -358,8 +358,7 @@ def _knn_monitor(config, data_dir, verbose):
     train_images, train_labels, _ = load_split(config.dataset, "train", data_dir, take, size)
     test_images, test_labels, _ = load_split(config.dataset, "test", data_dir, take, size)
     return KNNMonitor((train_images, train_labels), (test_images, test_labels),
-                      k=min(config.knn_k, len(train_images)),
-                      temperature=config.knn_temperature, verbose=1 if verbose else 0)
+                      k=min(config.knn_k, len(train_images)), temperature=config.knn_temperature)
 
 
 def _plot_clusters(encoder, projection_head, prototypes, images, path, info, plot,

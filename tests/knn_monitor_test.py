@@ -72,16 +72,20 @@ def test_logs_the_knn_top1_of_the_encoder_on_measured_epochs_and_nan_between(tmp
     assert float(rows[2]["knn_weighted"]) == pytest.approx(weighted[2])
 
 
-def test_an_explicit_encoder_is_measured_and_a_model_without_one_is_refused():
+def test_an_explicit_encoder_is_measured_and_a_model_without_one_is_refused(capsys):
     train, test = _data(0, 40), _data(1, 20)
     model = _model_with_encoder()
     encoder = model.encoder
     del model.encoder
     logs = {}
-    monitor = KNNMonitor(train, test, k=3, encoder=encoder, verbose=0)
+    monitor = KNNMonitor(train, test, k=3, encoder=encoder, verbose=1)
     monitor.set_model(model)
     monitor.on_epoch_end(0, logs)
     assert 0.0 <= logs["knn_weighted"] <= 1.0 and 0.0 <= logs["knn_majority"] <= 1.0
+    assert capsys.readouterr().out.startswith(
+        f"\nEpoch 1: kNN (k=3, 40 -> 20 images) majority {logs['knn_majority']:.2%}, "
+        f"weighted {logs['knn_weighted']:.2%} ("
+    )
     bare = KNNMonitor(train, test, k=3, verbose=0)
     bare.set_model(model)
     with pytest.raises(ValueError) as info:

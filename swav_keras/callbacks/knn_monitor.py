@@ -41,7 +41,8 @@ class KNNMonitor(keras.callbacks.Callback):
         batch_size: positive int, images per encoder call. Defaults to `256`.
         encoder: the `keras.Model` to measure, or `None` for the trained model's `encoder`
             (a `swav_keras.SwAV`'s). Defaults to `None`.
-        verbose: 0 or 1, print a line per measure. Defaults to `1`.
+        verbose: 0 or 1; 1 prints a line per measure with its time. `fit`'s progress bar
+            shows the two figures either way. Defaults to `0`.
 
     Example:
 
@@ -56,7 +57,7 @@ class KNNMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, train_data, test_data, k=20, temperature=0.07, every_epochs=1,
-                 batch_size=256, encoder=None, verbose=1):
+                 batch_size=256, encoder=None, verbose=0):
         super().__init__()
         self.train_images, self.train_labels = _check_data("train_data", train_data)
         self.test_images, self.test_labels = _check_data("test_data", test_data)
@@ -108,7 +109,7 @@ class KNNMonitor(keras.callbacks.Callback):
             logs["knn_majority"] = accuracy["majority"]
             logs["knn_weighted"] = accuracy["weighted"]
         if self.verbose:
-            print(f"Epoch {epoch + 1}: kNN (k={self.k}, {len(train)} -> {len(test)} images) "
+            print(f"\nEpoch {epoch + 1}: kNN (k={self.k}, {len(train)} -> {len(test)} images) "
                   f"majority {accuracy['majority']:.2%}, weighted {accuracy['weighted']:.2%} "
                   f"({time.perf_counter() - start:.0f} s)")
 
