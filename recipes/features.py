@@ -1,4 +1,4 @@
-"""Evaluation features for the recipes: an encoder's, a random encoder's, or raw pixels."""
+"""Evaluation data for the recipes: a split as arrays, its features, the kNN monitor on it."""
 
 import numpy as np
 
@@ -42,3 +42,14 @@ def compute_features(representation, train_images, test_images, verbose="auto"):
     train, _ = extract_features(encoder, train_images, verbose=verbose)
     test, _ = extract_features(encoder, test_images, verbose=verbose)
     return train, test
+
+
+def knn_monitor(config, data_dir=None):
+    """`KNNMonitor` on the first `config.knn_monitor_examples` train and test images."""
+    from swav_keras.callbacks import KNNMonitor
+
+    take, size = config.knn_monitor_examples, config.image_size or None
+    train_images, train_labels, _ = load_split(config.dataset, "train", data_dir, take, size)
+    test_images, test_labels, _ = load_split(config.dataset, "test", data_dir, take, size)
+    return KNNMonitor((train_images, train_labels), (test_images, test_labels),
+                      k=min(config.knn_k, len(train_images)), temperature=config.knn_temperature)

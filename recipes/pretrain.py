@@ -44,10 +44,11 @@ import time
 from absl import app, flags
 
 from recipes import configs
+from recipes.features import knn_monitor
+from recipes.pictures import plot_clusters
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
 
 FLAGS = flags.FLAGS
-CONV_IMPLEMENTATIONS = ("auto", "native", "im2col")
 
 
 def define_flags():
@@ -78,6 +79,8 @@ def define_flags():
         "multi-host too); torch `torch` (processes started by torchrun). The global batch "
         "stays --batch_size: scale the learning rate with it, not with the device count.",
     )
+    from swav_keras.layers import CONV_IMPLEMENTATIONS
+
     flags.DEFINE_enum(
         "conv_implementation", "auto", CONV_IMPLEMENTATIONS,
         "How the encoder computes its stride-1 convolutions while training: `native` (the "
@@ -208,6 +211,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     run of a busy workdir raises `RuntimeError` before writing anything.
     """
     from swav_keras import backends
+    from swav_keras.layers import CONV_IMPLEMENTATIONS
 
     if conv_implementation not in CONV_IMPLEMENTATIONS:
         raise ValueError(
@@ -233,12 +237,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
 
     from swav_keras import backends, callbacks
     from swav_keras.data import MultiCrop, load_images, multicrop_dataset
-    from swav_keras.layers import to_im2col_conv2d
-    from swav_keras.visualization import (
-        plot_multicrops,
-        plot_prototype_neighbours,
-        plot_training_curves,
-    )
+    from swav_keras.layers import with_conv_implementation
+    from swav_keras.visualization import plot_multicrops, plot_training_curves
 
     chief = spread.process_index == 0
     check_process_count(workdir, spread.process_count, write=False)
@@ -277,14 +277,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     dataset = multicrop_dataset(images, multicrop, batch_size, seed=seed)
     (first_batch,) = next(iter(dataset.take(1)))
     with spread.scope():
-        encoder = build_encoder(config, info)
-        im2col = conv_implementation == "im2col" or (
-            conv_implementation == "auto" and backends.active().prefers_im2col_conv()
-        )
-        if im2col:
-            encoder = to_im2col_conv2d(encoder)
+        encoder, chosen = with_conv_implementation(build_encoder(config, info),
+                                                   conv_implementation)
         if chief and verbose:
-            print(f"Encoder convolutions: {'im2col' if im2col else 'native'} "
+            print(f"Encoder convolutions: {chosen} "
                   f"(--conv_implementation={conv_implementation}, {keras.backend.backend()}).")
         model = build_model(config, encoder, steps_per_epoch, spread)
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
@@ -303,7 +299,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         ),
     ]
     if chief and config.knn_monitor_examples:  # before the loggers, which record its figures
-        fit_callbacks.append(_knn_monitor(config, data_dir))
+        fit_callbacks.append(knn_monitor(config, data_dir))
     if chief:
         fit_callbacks += [
             callbacks.EncoderCheckpoint(encoder_path),
@@ -334,9 +330,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             callbacks.save_encoder(encoder, encoder_path)
             if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
                 plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
-            _plot_clusters(encoder, projection_head, prototypes, images,
-                           os.path.join(workdir, "prototype_neighbours.png"), info,
-                           plot_prototype_neighbours)
+            plot_clusters(encoder, projection_head, prototypes, images,
+                          os.path.join(workdir, "prototype_neighbours.png"), info)
     return {
         "encoder_path": encoder_path,
         "model": model,
@@ -347,40 +342,6 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         "info": info,
         "distribution": spread,
     }
-
-
-def _knn_monitor(config, data_dir):
-    """`KNNMonitor` on the first `knn_monitor_examples` train and test images of the dataset."""
-    from recipes.features import load_split
-    from swav_keras.callbacks import KNNMonitor
-
-    take, size = config.knn_monitor_examples, config.image_size or None
-    train_images, train_labels, _ = load_split(config.dataset, "train", data_dir, take, size)
-    test_images, test_labels, _ = load_split(config.dataset, "test", data_dir, take, size)
-    return KNNMonitor((train_images, train_labels), (test_images, test_labels),
-                      k=min(config.knn_k, len(train_images)), temperature=config.knn_temperature)
-
-
-def _plot_clusters(encoder, projection_head, prototypes, images, path, info, plot,
-                   examples=2000):
-    """The images nearest to the most used prototypes, from a sample of training images."""
-    import keras
-    import numpy as np
-
-    from swav_keras.evaluation import encode
-    from swav_keras.layers.l2_normalize import L2Normalize
-
-    batch = [(x.numpy(), y.numpy()) for x, y in images.take(examples).batch(examples)][0]
-    pixels, labels = batch
-    # Direct calls, not `predict`: under a multi-worker strategy `predict` is a collective
-    # that the other workers, which do not plot, would never join.
-    features = encode(encoder, pixels)
-    embeddings = keras.ops.convert_to_numpy(
-        L2Normalize()(projection_head(features, training=False))
-    )
-    kernel = keras.ops.convert_to_numpy(prototypes.kernel).T
-    plot(pixels, embeddings, kernel, path, labels=labels, class_names=info.class_names)
-    return np.asarray(labels)
 
 
 def main(argv):

@@ -6,12 +6,14 @@ import keras
 import numpy as np
 import pytest
 
+from swav_keras import backends
 from swav_keras.backbones import SmallResNet
 from swav_keras.layers.im2col_conv2d import (
     Im2colConv2D,
     im2col_conv,
     to_conv2d,
     to_im2col_conv2d,
+    with_conv_implementation,
 )
 
 
@@ -107,3 +109,24 @@ def test_saves_and_loads_as_itself(tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded.layers[-1], Im2colConv2D)
     assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
+
+
+def test_with_conv_implementation_chooses_and_names_it():
+    encoder = SmallResNet(width=4, input_shape=(8, 8, 1))
+    same, chosen = with_conv_implementation(encoder, "native")
+    assert same is encoder and chosen == "native"
+    converted, chosen = with_conv_implementation(encoder, "im2col")
+    assert chosen == "im2col"
+    assert any(isinstance(layer, Im2colConv2D) for layer in converted.layers)
+    auto, chosen = with_conv_implementation(encoder)
+    expected = "im2col" if backends.active().prefers_im2col_conv() else "native"
+    assert chosen == expected
+    assert any(isinstance(layer, Im2colConv2D) for layer in auto.layers) == (
+        expected == "im2col"
+    )
+    with pytest.raises(ValueError) as info:
+        with_conv_implementation(encoder, "winograd")
+    assert str(info.value) == (
+        "`implementation` must be one of ('auto', 'native', 'im2col'); received "
+        "implementation='winograd'."
+    )

@@ -103,6 +103,9 @@ def test_an_explicit_encoder_is_measured_and_a_model_without_one_is_refused(caps
          "`train_data` must be a tuple (images, labels); received a ndarray."),
         (dict(test_data=(np.zeros((4, 2)),)), TypeError,
          "`test_data` must be a tuple (images, labels); received a tuple of length 1."),
+        (dict(test_data=(np.zeros((0, 2)), np.zeros(0, "int64"))), ValueError,
+         "`test_data[0]` must be an array [N, ...] with N >= 1; "
+         "received test_data[0].shape=(0, 2)."),
         (dict(train_data=(np.zeros((4, 2)), np.zeros(3, "int64"))), ValueError,
          "`train_data[1]` must hold one label per row of `train_data[0]` (4); "
          "received len(train_data[1])=3."),

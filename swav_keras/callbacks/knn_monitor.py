@@ -3,10 +3,9 @@
 import time
 
 import keras
-import numpy as np
 
 from swav_keras import backends
-from swav_keras.evaluation.features import check_labels, encode
+from swav_keras.evaluation.features import check_images, check_labels, encode
 from swav_keras.evaluation.knn import knn_accuracy
 from swav_keras.validation import check_float, check_int
 
@@ -127,11 +126,6 @@ def _check_data(name, data):
             f"`{name}` must be a tuple (images, labels); received a {type(data).__name__}"
             f"{size}."
         )
-    images = np.asarray(keras.ops.convert_to_numpy(data[0]))
-    if images.ndim < 2 or len(images) < 1:
-        raise ValueError(
-            f"`{name}` images must be an array [N, ...] with N >= 1; received shape "
-            f"{images.shape}."
-        )
+    images = check_images(f"{name}[0]", data[0])
     labels = check_labels(f"{name}[1]", data[1], len(images), f"{name}[0]")
     return images, labels

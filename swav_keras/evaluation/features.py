@@ -83,12 +83,7 @@ def encode(encoder, images, batch_size=256):
     ```
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    images = np.asarray(_to_numpy(images))
-    if images.ndim < 2 or len(images) < 1:
-        raise ValueError(
-            f"`images` must be an array [N, ...] with N >= 1; received images.shape="
-            f"{images.shape}."
-        )
+    images = check_images("images", images)
     features = [
         keras.ops.convert_to_numpy(
             encoder(images[start : start + batch_size].astype("float32"), training=False)
@@ -139,6 +134,17 @@ def pixel_features(data):
 
 
 # --------------------------------------------------------------------------- shared checks
+
+
+def check_images(name, value):
+    """Returns `value` as a NumPy array `[N, ...]` of N >= 1 images (any dtype, any shape)."""
+    array = np.asarray(_to_numpy(value))
+    if array.ndim < 2 or len(array) < 1:
+        raise ValueError(
+            f"`{name}` must be an array [N, ...] with N >= 1; received {name}.shape="
+            f"{array.shape}."
+        )
+    return array
 
 
 def check_features(name, value):

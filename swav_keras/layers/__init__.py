@@ -2,10 +2,12 @@
 
 from swav_keras.layers.feature_queue import FeatureQueue
 from swav_keras.layers.im2col_conv2d import (
+    CONV_IMPLEMENTATIONS,
     Im2colConv2D,
     im2col_conv,
     to_conv2d,
     to_im2col_conv2d,
+    with_conv_implementation,
 )
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.projection_head import ProjectionHead
@@ -17,6 +19,7 @@ from swav_keras.layers.sync_batch_normalization import (
 )
 
 __all__ = [
+    "CONV_IMPLEMENTATIONS",
     "FeatureQueue",
     "Im2colConv2D",
     "L2Normalize",
@@ -29,4 +32,5 @@ __all__ = [
     "to_im2col_conv2d",
     "to_batch_normalization",
     "to_sync_batch_normalization",
+    "with_conv_implementation",
 ]

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from swav_keras import backends
+
 
 def im2col_conv(inputs, kernel):
     """Stride-1 'same' convolution of channels-last `inputs` as patches @ kernel.
@@ -130,3 +132,40 @@ def to_conv2d(model):
     return _replace_convs(
         model, lambda layer: isinstance(layer, Im2colConv2D), keras.layers.Conv2D
     )
+
+
+CONV_IMPLEMENTATIONS = ("auto", "native", "im2col")
+
+
+def with_conv_implementation(model, implementation="auto"):
+    """`model` with its convolutions computed as `implementation`, and the name it chose.
+
+    What the pretrain recipe's `--conv_implementation` and the throughput benchmark use: the
+    same weights and results either way, only the speed differs (JAX on CPU: 1.2-1.4x the
+    images/s with im2col, `benchmarks/RESULTS.md`).
+
+    Args:
+        model: a functional or sequential `keras.Model` with Keras `Conv2D` layers.
+        implementation: `"native"` (the model as it is), `"im2col"` (`to_im2col_conv2d`), or
+            `"auto"`: im2col where the active backend adapter prefers it
+            (`prefers_im2col_conv()`), native elsewhere. Defaults to `"auto"`.
+
+    Returns:
+        `(model, chosen)`, `chosen` being `"native"` or `"im2col"`.
+
+    Example:
+
+    ```python
+    encoder, chosen = with_conv_implementation(SmallResNet(width=16), "auto")
+    ```
+    """
+    if implementation not in CONV_IMPLEMENTATIONS:
+        raise ValueError(
+            f"`implementation` must be one of {CONV_IMPLEMENTATIONS}; received "
+            f"implementation={implementation!r}."
+        )
+    if implementation == "auto":
+        implementation = "im2col" if backends.active().prefers_im2col_conv() else "native"
+    if implementation == "im2col":
+        return to_im2col_conv2d(model), implementation
+    return model, implementation
