@@ -35,7 +35,7 @@ def _worker():
     import numpy as np
 
     from recipes import configs
-    from recipes.pretrain import build_encoder, build_model, build_optimizer
+    from recipes.builders import build_encoder, build_model, build_optimizer
     from swav_keras import backends
     from swav_keras.callbacks import MidEpochBackupAndRestore
     from swav_keras.data.sources import ImageSourceInfo

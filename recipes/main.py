@@ -21,6 +21,7 @@ import time
 from absl import app, flags
 
 from recipes import pretrain as pretrain_recipe
+from recipes.builders import build_encoder
 from recipes.features import compute_features, load_split
 
 FLAGS = flags.FLAGS
@@ -96,7 +97,7 @@ def main(argv):
 
     with backends.active().process_local():  # on this process alone (multi-host JAX)
         keras.utils.set_random_seed(FLAGS.seed)
-        random_encoder = pretrain_recipe.build_encoder(config, result["info"])
+        random_encoder = build_encoder(config, result["info"])
         rows = evaluate(
             [
                 ("SwAV encoder", result["encoder_path"]),

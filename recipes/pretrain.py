@@ -44,6 +44,7 @@ import time
 from absl import app, flags
 
 from recipes import configs
+from recipes.builders import build_encoder, build_model, build_optimizer
 from recipes.features import knn_monitor
 from recipes.pictures import plot_clusters
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -125,76 +126,6 @@ def config_from_flags():
             value = tuple(kind(v) for v in value)
         overrides[field.name] = value
     return configs.get_config(FLAGS.config, **overrides)
-
-
-def build_encoder(config, info):
-    from swav_keras.backbones import ResNet50, SmallResNet
-
-    shape = (None, None, info.image_shape[-1])
-    if config.backbone == "small_resnet":
-        return SmallResNet(config.width, shape, mean=info.mean, std=info.std)
-    if config.backbone == "resnet50":
-        return ResNet50(shape, mean=info.mean, std=info.std)
-    raise ValueError(
-        "`backbone` must be 'small_resnet' or 'resnet50'; "
-        f"received backbone={config.backbone!r}."
-    )
-
-
-def build_optimizer(config, steps_per_epoch):
-    import keras
-
-    from swav_keras.optimizers import LARS, warmup_cosine_decay
-
-    total = config.epochs * steps_per_epoch
-    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), max(total - 1, 0))
-    schedule = warmup_cosine_decay(
-        config.base_learning_rate, config.final_learning_rate, total, warmup,
-        config.warmup_start_learning_rate,
-    )
-    if config.optimizer == "lars":
-        return LARS(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
-        )
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    raise ValueError(
-        "`optimizer` must be 'lars', 'sgd' or 'adamw'; "
-        f"received optimizer={config.optimizer!r}."
-    )
-
-
-def build_model(config, encoder, steps_per_epoch, distribution=None):
-    """The SwAV model of `config`; under a `Distribution` of several replicas, with
-    synchronised BatchNorm (`config.sync_batchnorm`)."""
-    from swav_keras import SwAV, backends
-    from swav_keras.layers import to_sync_batch_normalization
-
-    distribution = distribution or backends.ONE_DEVICE
-    if config.queue_length % config.batch_size:
-        raise ValueError(
-            "`queue_length` must be a multiple of `batch_size`; received "
-            f"queue_length={config.queue_length}, batch_size={config.batch_size}."
-        )
-    sync = bool(config.sync_batchnorm and distribution.num_replicas > 1)
-    if sync:
-        encoder = to_sync_batch_normalization(encoder)
-    return SwAV(
-        encoder,
-        projection_dim=config.projection_dim,
-        hidden_dim=config.hidden_dim,
-        num_prototypes=config.num_prototypes,
-        temperature=config.temperature,
-        epsilon=config.epsilon,
-        sinkhorn_iterations=config.sinkhorn_iterations,
-        crops_for_assign=config.crops_for_assign,
-        queue_length=config.queue_length,
-        queue_start_step=config.queue_start_epoch * steps_per_epoch,
-        freeze_prototypes_steps=config.freeze_prototypes_steps,
-        sync_batchnorm=sync,
-    )
 
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
