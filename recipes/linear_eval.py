@@ -10,7 +10,8 @@ Command:
     KERAS_BACKEND=jax python -m recipes.linear_eval --encoder=runs/fmnist/encoder.keras
     python -m recipes.linear_eval --encoder=pixels --linear_epochs=30
 
-Figures in `benchmarks/RESULTS.md`.
+Figures (full Fashion-MNIST, 30 epochs, 2 CPU cores): raw pixels 82.66%; the main job's SwAV
+encoder 88.27% (TensorFlow) and 88.76% (JAX); details in `benchmarks/RESULTS.md`.
 """
 
 import time
