@@ -82,10 +82,11 @@ def define_flags():
         "multi-host too); torch `torch` (processes started by torchrun). The global batch "
         "stays --batch_size: scale the learning rate with it, not with the device count.",
     )
-    from swav_keras.layers import CONV_IMPLEMENTATIONS
-
-    flags.DEFINE_enum(
-        "conv_implementation", "auto", CONV_IMPLEMENTATIONS,
+    # A string, checked by `pretrain` against swav_keras.layers.CONV_IMPLEMENTATIONS: importing
+    # Keras here, before absl parses the flags, made the 2-worker multi_worker recipe hang in
+    # training (tests/distributed_test.py, 2026-12-01), so the flags import nothing of it.
+    flags.DEFINE_string(
+        "conv_implementation", "auto",
         "How the encoder computes its stride-1 convolutions while training: `native` (the "
         "backend's own), `im2col` (one matrix product over patches, `Im2colConv2D`), or "
         "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.2-1.4x the "
