@@ -17,7 +17,6 @@ def plot_clusters(encoder, projection_head, prototypes, images, path, info, exam
         The labels of the sampled images, a NumPy array.
     """
     import keras
-    import numpy as np
 
     from swav_keras.evaluation import encode
     from swav_keras.layers.l2_normalize import L2Normalize
@@ -34,4 +33,4 @@ def plot_clusters(encoder, projection_head, prototypes, images, path, info, exam
     kernel = keras.ops.convert_to_numpy(prototypes.kernel).T
     plot_prototype_neighbours(pixels, embeddings, kernel, os.fspath(path), labels=labels,
                               class_names=info.class_names)
-    return np.asarray(labels)
+    return labels
