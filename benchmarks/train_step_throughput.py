@@ -19,11 +19,17 @@ consumption it delivers (the target is at least 3x).
 `--conv_implementations=native,im2col` times the encoder with Keras's `Conv2D` and with
 `Im2colConv2D` (one matrix product over patches) in the same process, alternating, one row
 each: what the pretrain recipe's `--conv_implementation=auto` gains where it picks im2col.
+Likewise `--dtype_policies=float32,mixed_bfloat16` times the same step under each Keras dtype policy
+(what the recipe's `--mixed_precision` sets); the "of ceiling" column stays relative to the
+float32 matmul rate, so bfloat16 rows may pass 100%. The ceiling counts the FLOPs of width 16
+only: at other `--width`s that column is left out.
 
 Command (2 CPU cores, about 6 minutes; add the im2col row for JAX, about 4 more):
 
     python -m benchmarks.train_step_throughput --backends=tensorflow,jax,torch
     python -m benchmarks.train_step_throughput --backends=jax --conv_implementations=native,im2col
+    python -m benchmarks.train_step_throughput --backends=tensorflow --batch_size=128 \
+        --width=32 --dtype_policies=float32,mixed_bfloat16 --nopipeline
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
@@ -52,6 +58,13 @@ flags.DEFINE_list(
     "Encoder convolutions to time, side by side in each backend's process: `native` (Keras "
     "Conv2D), `im2col` (swav_keras.layers.Im2colConv2D) and/or `auto` (what the pretrain "
     "recipe's --conv_implementation=auto takes on that backend: im2col for JAX on CPU).",
+)
+flags.DEFINE_list(
+    "dtype_policies", ["float32"],
+    "Keras dtype policies to time, side by side in each backend's process: `float32`, "
+    "`mixed_bfloat16` (bfloat16 convolutions and matrix products, float32 variables; worth it "
+    "on CPUs with AVX512_BF16 or AMX) and/or `mixed_float16`. Sinkhorn runs in float32 under "
+    "all of them.",
 )
 flags.DEFINE_bool("pipeline", True, "Also time the multi-crop input pipeline (one thread).")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
@@ -96,18 +109,20 @@ def measure():
     )
     dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
 
-    def compiled(model_class, conv):
+    def compiled(model_class, conv, policy):
+        keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
         encoder, chosen = with_conv_implementation(
             SmallResNet(width=FLAGS.width, input_shape=(None, None, 1)), conv
         )
-        labels[conv] = conv if conv == chosen else f"{conv}={chosen}"
+        label = conv if conv == chosen else f"{conv}={chosen}"
         model = model_class(
             encoder, projection_dim=64, hidden_dim=512, num_prototypes=FLAGS.num_prototypes
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        keras.mixed_precision.set_global_policy("float32")
         model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
-        return model
+        return label, model
 
     def seconds_per_step(model):
         start = time.perf_counter()
@@ -115,24 +130,26 @@ def measure():
         return (time.perf_counter() - start) / FLAGS.steps
 
     # The variants alternate, so that drifts of the machine hit all alike; medians.
-    convs, labels = FLAGS.conv_implementations, {}
-    models = {conv: compiled(SwAV, conv) for conv in convs}
-    models["trivial"] = compiled(TrivialLossSwAV, convs[0])
+    variants = [(conv, policy) for conv in FLAGS.conv_implementations
+                for policy in FLAGS.dtype_policies]
+    models = {variant: compiled(SwAV, *variant) for variant in variants}
+    models["trivial"] = compiled(TrivialLossSwAV, *variants[0])
     times = {name: [] for name in models}
     for _ in range(FLAGS.rounds):
-        for name, model in models.items():
+        for name, (_, model) in models.items():
             times[name].append(seconds_per_step(model))
     trivial = float(np.median(times["trivial"]))
     rows = []
-    for conv in convs:
-        full = float(np.median(times[conv]))
+    for variant in variants:
+        full = float(np.median(times[variant]))
         rows.append({
-            "conv": labels[conv],
+            "conv": models[variant][0],
+            "policy": variant[1],
             "images_per_s": batch / full,
             "seconds_per_step": full,
-            "step_spread": (min(times[conv]) / full, max(times[conv]) / full),
+            "step_spread": (min(times[variant]) / full, max(times[variant]) / full),
             # Can be slightly negative: the difference is within the machine's noise.
-            "sinkhorn_loss_share": 1.0 - trivial / full if conv == convs[0] else None,
+            "sinkhorn_loss_share": 1.0 - trivial / full if variant == variants[0] else None,
         })
     return {"backend": keras.backend.backend(), "keras": keras.__version__, "rows": rows}
 
@@ -147,6 +164,13 @@ def main(argv):
             "--conv_implementations takes distinct names among auto, native and im2col; "
             f"received {','.join(convs)!r}."
         )
+    policies = FLAGS.dtype_policies
+    known = ("float32", "mixed_bfloat16", "mixed_float16")
+    if not policies or len(set(policies)) != len(policies) or set(policies) - set(known):
+        raise app.UsageError(
+            f"--dtype_policies takes distinct names among {', '.join(known)}; "
+            f"received {','.join(policies)!r}."
+        )
     if FLAGS.worker:
         children.report(measure())
         return
@@ -160,13 +184,16 @@ def main(argv):
         f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, float32 matmul {gflops:.0f} GFLOP/s (NumPy, 2048^3)"
     )
-    ceiling = gflops * 1e9 / FLOP_PER_IMAGE
-    print(f"ceiling: {ceiling:.0f} images/s (525 MFLOP per image)")
+    # The FLOP count is the reference workload's: other widths get no "of ceiling" figure.
+    ceiling = gflops * 1e9 / FLOP_PER_IMAGE if FLAGS.width == 16 else None
+    if ceiling:
+        print(f"ceiling: {ceiling:.0f} images/s (525 MFLOP per image)")
     results = []
     for backend in FLAGS.backends:
         args = [f"--{name}={FLAGS[name].value}" for name in
                 ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes")]
         args.append(f"--conv_implementations={','.join(FLAGS.conv_implementations)}")
+        args.append(f"--dtype_policies={','.join(FLAGS.dtype_policies)}")
         try:
             results.append(children.run("benchmarks.train_step_throughput", backend, args))
         except children.WorkerFailed as error:
@@ -176,16 +203,18 @@ def main(argv):
     versions = _versions()
     print(f"versions: {versions}")
     best = max(row["images_per_s"] for r in results for row in r["rows"])
-    print(f"{'backend':<11} {'conv':<11} {'images/s':>9} {'s/step':>8} {'spread':>12} "
-          f"{'of ceiling':>10} {'vs best':>8} {'Sinkhorn+loss':>13}")
+    print(f"{'backend':<11} {'conv':<11} {'policy':<15} {'images/s':>9} {'s/step':>8} "
+          f"{'spread':>12} {'of ceiling':>10} {'vs best':>8} {'Sinkhorn+loss':>13}")
     for r in results:
         for row in r["rows"]:
             low, high = row["step_spread"]
             share = row["sinkhorn_loss_share"]
             print(
-                f"{r['backend']:<11} {row['conv']:<11} {row['images_per_s']:9.1f} "
+                f"{r['backend']:<11} {row['conv']:<11} {row['policy']:<15} "
+                f"{row['images_per_s']:9.1f} "
                 f"{row['seconds_per_step']:8.3f} {low:5.2f}-{high:4.2f}x "
-                f"{row['images_per_s'] / ceiling:10.1%} {row['images_per_s'] / best:8.2f} "
+                f"{format(row['images_per_s'] / ceiling, '10.1%') if ceiling else '-':>10} "
+                f"{row['images_per_s'] / best:8.2f} "
                 f"{'' if share is None else f'{share:.1%}':>13}"
             )
     if FLAGS.pipeline:

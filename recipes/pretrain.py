@@ -105,6 +105,8 @@ def define_config_flags():
     """One flag per configuration field, defaulting to the named configuration's value."""
     for field in dataclasses.fields(configs.PretrainConfig):
         help_text = f"Overrides the configuration's `{field.name}`."
+        if field.name in configs.FIELD_ADVICE:
+            help_text += " " + configs.FIELD_ADVICE[field.name]
         if field.type is bool:
             flags.DEFINE_bool(field.name, None, help_text)
         elif field.type is int:

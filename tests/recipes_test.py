@@ -1,6 +1,7 @@
 """End-to-end recipe runs on a small real subset of Fashion-MNIST: pretrain, kNN, resume."""
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -134,6 +135,12 @@ def test_imagenet_configs_carry_the_original_values():
     small = configs.get_config("imagenet_resnet50_bs256")
     assert (small.batch_size, small.base_learning_rate, small.queue_length) == (256, 0.6, 3840)
     assert (small.queue_start_epoch, small.freeze_prototypes_steps) == (15, 5005)
+
+
+def test_tuning_advice_is_given_for_real_fields_only():
+    fields = {field.name for field in dataclasses.fields(configs.PretrainConfig)}
+    assert set(configs.FIELD_ADVICE) <= fields, set(configs.FIELD_ADVICE) - fields
+    assert all(text.endswith(".") for text in configs.FIELD_ADVICE.values())
 
 
 def test_a_second_run_of_a_busy_workdir_is_refused_before_writing(tmp_path):
