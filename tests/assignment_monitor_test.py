@@ -52,6 +52,19 @@ def test_no_warning_on_healthy_assignments():
     assert monitor.warnings == []
 
 
+def test_warns_when_the_epoch_loss_rises():
+    model, _ = _model_and_data()
+    monitor = AssignmentMonitor(verbose=0, rise_tolerance=0.05)
+    monitor.set_model(model)
+    for epoch, loss in enumerate([4.16, 4.0, 4.19, 4.45]):
+        monitor.on_epoch_begin(epoch)
+        monitor.on_epoch_end(epoch, {"loss": loss})
+    rises = [(e, m) for e, m in monitor.warnings if "rose" in m]
+    # 4.0 -> 4.19 is within 5%; 4.19 -> 4.45 is not.
+    assert [e for e, _ in rises] == [3], monitor.warnings
+    assert rises[0][1].startswith("the epoch loss rose from 4.1900 to 4.4500. If a feature queue")
+
+
 def test_reinitializes_unused_prototypes():
     model, dataset = _model_and_data()
     # One healthy direction per sample region is not needed: reviving copies prototype 0 with
@@ -87,6 +100,8 @@ def test_needs_a_swav_model():
         ({"reinitialize_unused": 1}, TypeError,
          "`reinitialize_unused` must be a bool; received reinitialize_unused=1."),
         ({"noise": -1}, ValueError, "`noise` must be >= 0.0; received noise=-1."),
+        ({"rise_tolerance": -0.1}, ValueError,
+         "`rise_tolerance` must be >= 0.0; received rise_tolerance=-0.1."),
     ],
 )
 def test_errors(kwargs, error, message):
@@ -96,6 +111,9 @@ def test_errors(kwargs, error, message):
 
 
 def test_get_config():
-    config = AssignmentMonitor(collapse_fraction=0.2, reinitialize_unused=True).get_config()
+    config = AssignmentMonitor(
+        collapse_fraction=0.2, rise_tolerance=0.1, reinitialize_unused=True
+    ).get_config()
     assert config["collapse_fraction"] == 0.2 and config["reinitialize_unused"] is True
+    assert config["rise_tolerance"] == 0.1
     assert AssignmentMonitor(**config).get_config() == config

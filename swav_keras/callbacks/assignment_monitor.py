@@ -12,14 +12,17 @@ from swav_keras.validation import check_float, check_int
 class AssignmentMonitor(keras.callbacks.Callback):
     """Logs prototype usage each epoch and warns when SwAV training is not learning.
 
-    Two failure modes of SwAV are easy to miss in the loss alone:
+    Three failure modes of SwAV are easy to miss in the loss alone:
 
     - the loss sits at `ln(K)`: predictions stay uniform over the K prototypes, nothing is
       learned (learning rate too low or too high, temperature too high, prototypes frozen for
       too long);
     - assignments collapse onto a few prototypes: most prototypes never win a sample, so the
       clustering carries little information (epsilon too small for the batch, no queue with
-      small batches, learning rate too high early on).
+      small batches, learning rate too high early on);
+    - the epoch loss rises: most often a feature queue that started too early (the original's
+      advice: start it later or shorten it); on Fashion-MNIST a queue of 512 from the second
+      epoch raised the loss from 4.16 to 4.45 and cost 22 points of kNN accuracy.
 
     At the end of each epoch the callback adds to the logs `prototypes_won` (prototypes that
     were the best match of at least one sample during the epoch) and prints a one-line
@@ -35,6 +38,8 @@ class AssignmentMonitor(keras.callbacks.Callback):
             prototypes won a sample during the epoch. Defaults to `0.1`.
         plateau_tolerance: float >= 0; warn when the epoch loss is within this relative
             distance of `ln(K)`. Defaults to `0.01`.
+        rise_tolerance: float >= 0; warn when the epoch loss exceeds the previous epoch's
+            by more than this fraction of it. Defaults to `0.05`.
         reinitialize_unused: bool, re-initialise the prototypes that won nothing.
             Defaults to `False`.
         noise: float >= 0, scale of the noise added to a revived prototype.
@@ -53,6 +58,7 @@ class AssignmentMonitor(keras.callbacks.Callback):
         self,
         collapse_fraction=0.1,
         plateau_tolerance=0.01,
+        rise_tolerance=0.05,
         reinitialize_unused=False,
         noise=0.05,
         seed=0,
@@ -63,6 +69,7 @@ class AssignmentMonitor(keras.callbacks.Callback):
             "collapse_fraction", collapse_fraction, positive=True, maximum=1.0
         )
         self.plateau_tolerance = check_float("plateau_tolerance", plateau_tolerance, minimum=0.0)
+        self.rise_tolerance = check_float("rise_tolerance", rise_tolerance, minimum=0.0)
         if not isinstance(reinitialize_unused, bool):
             raise TypeError(
                 "`reinitialize_unused` must be a bool; "
@@ -74,6 +81,7 @@ class AssignmentMonitor(keras.callbacks.Callback):
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.warnings = []  # (epoch, message) of every warning given, for programs and tests
         self._rng = np.random.default_rng(self.seed)
+        self._previous_loss = None
 
     def on_epoch_begin(self, epoch, logs=None):
         counts = getattr(self.model, "prototype_counts", None)
@@ -111,6 +119,15 @@ class AssignmentMonitor(keras.callbacks.Callback):
                     "learning rate (with warmup), a lower temperature, or fewer "
                     "freeze_prototypes_steps.",
                 )
+            previous, self._previous_loss = self._previous_loss, float(loss)
+            if previous is not None and float(loss) > previous * (1.0 + self.rise_tolerance):
+                self._warn(
+                    epoch,
+                    f"the epoch loss rose from {previous:.4f} to {float(loss):.4f}. If a "
+                    "feature queue started this epoch, start it later (queue_start_epoch) or "
+                    "shorten it (queue_length); otherwise lower the learning rate or lengthen "
+                    "the warmup.",
+                )
         if won < self.collapse_fraction * num_prototypes:
             self._warn(
                 epoch,
@@ -145,6 +162,7 @@ class AssignmentMonitor(keras.callbacks.Callback):
         return {
             "collapse_fraction": self.collapse_fraction,
             "plateau_tolerance": self.plateau_tolerance,
+            "rise_tolerance": self.rise_tolerance,
             "reinitialize_unused": self.reinitialize_unused,
             "noise": self.noise,
             "seed": self.seed,
