@@ -12,7 +12,7 @@ from swav_keras.validation import check_float, check_int
 class AssignmentMonitor(keras.callbacks.Callback):
     """Logs prototype usage each epoch and warns when SwAV training is not learning.
 
-    Three failure modes of SwAV are easy to miss in the loss alone:
+    Three failure modes of SwAV are easy to miss while training:
 
     - the loss sits at `ln(K)`: predictions stay uniform over the K prototypes, nothing is
       learned (learning rate too low or too high, temperature too high, prototypes frozen for
@@ -99,7 +99,7 @@ class AssignmentMonitor(keras.callbacks.Callback):
         num_prototypes = counts.shape[0]
         won = int(np.sum(counts > 0))
         logs["prototypes_won"] = won
-        loss = logs.get("loss")
+        loss = None if logs.get("loss") is None else float(logs["loss"])
         summary = f"epoch {epoch + 1}: {won}/{num_prototypes} prototypes won samples"
         if "assignment_entropy" in logs:
             summary += (
@@ -109,21 +109,21 @@ class AssignmentMonitor(keras.callbacks.Callback):
         if self.verbose:
             print(summary)
 
-        if loss is not None and math.isfinite(float(loss)):
+        if loss is not None and math.isfinite(loss):
             uniform = math.log(num_prototypes)
-            if abs(float(loss) - uniform) <= self.plateau_tolerance * uniform:
+            if abs(loss - uniform) <= self.plateau_tolerance * uniform:
                 self._warn(
                     epoch,
-                    f"the loss {float(loss):.4f} sits at ln(K) = {uniform:.4f}: predictions are "
+                    f"the loss {loss:.4f} sits at ln(K) = {uniform:.4f}: predictions are "
                     "uniform over the prototypes and nothing is being learned. Try another "
                     "learning rate (with warmup), a lower temperature, or fewer "
                     "freeze_prototypes_steps.",
                 )
-            previous, self._previous_loss = self._previous_loss, float(loss)
-            if previous is not None and float(loss) > previous * (1.0 + self.rise_tolerance):
+            previous, self._previous_loss = self._previous_loss, loss
+            if previous is not None and loss > previous * (1.0 + self.rise_tolerance):
                 self._warn(
                     epoch,
-                    f"the epoch loss rose from {previous:.4f} to {float(loss):.4f}. If a "
+                    f"the epoch loss rose from {previous:.4f} to {loss:.4f}. If a "
                     "feature queue started this epoch, start it later (queue_start_epoch) or "
                     "shorten it (queue_length); otherwise lower the learning rate or lengthen "
                     "the warmup.",
