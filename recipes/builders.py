@@ -16,6 +16,20 @@ def build_encoder(config, info):
     )
 
 
+def build_multicrop(config, layer=False, seed=None):
+    """The multi-crop augmentation of `config`: a tf.data `MultiCrop`, or with `layer` the
+    `MultiCropAugmentation` layer that makes the same crops inside the model (seeded)."""
+    from swav_keras.data import MultiCrop
+    from swav_keras.layers import MultiCropAugmentation
+
+    return (MultiCropAugmentation if layer else MultiCrop)(
+        config.num_crops, config.crop_sizes, config.min_scales, config.max_scales,
+        config.jitter_strength, config.brightness, config.contrast, config.saturation,
+        config.hue, config.jitter_probability, config.grayscale_probability,
+        config.blur_probability, flip=config.flip, seed=seed if layer else None,
+    )
+
+
 def build_optimizer(config, steps_per_epoch):
     """The optimizer of `config` with its warm-up + cosine schedule over the whole run."""
     import keras
@@ -42,9 +56,9 @@ def build_optimizer(config, steps_per_epoch):
     )
 
 
-def build_model(config, encoder, steps_per_epoch, distribution=None):
+def build_model(config, encoder, steps_per_epoch, distribution=None, augmentation=None):
     """The SwAV model of `config`; under a `Distribution` of several replicas, with
-    synchronised BatchNorm (`config.sync_batchnorm`)."""
+    synchronised BatchNorm (`config.sync_batchnorm`); `augmentation` as `SwAV`'s."""
     from swav_keras import SwAV, backends
     from swav_keras.layers import to_sync_batch_normalization
 
@@ -70,4 +84,5 @@ def build_model(config, encoder, steps_per_epoch, distribution=None):
         queue_start_step=config.queue_start_epoch * steps_per_epoch,
         freeze_prototypes_steps=config.freeze_prototypes_steps,
         sync_batchnorm=sync,
+        augmentation=augmentation,
     )

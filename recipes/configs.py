@@ -30,7 +30,9 @@ class PretrainConfig:
         `final_learning_rate`, `warmup_epochs`, `warmup_start_learning_rate`, `weight_decay`,
         `momentum`, `epochs`, `batch_size` (global, over all replicas).
     Systems: `sync_batchnorm` (synchronised BatchNorm across replicas), `mixed_precision`
-        (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`.
+        (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`,
+        `augment_in_model` (make the crops inside the training step with
+        `swav_keras.layers.MultiCropAugmentation`; tf.data then only shuffles and batches).
     Evaluation done by the main job after pretraining: `knn_k`, `knn_temperature`,
         `linear_epochs`; during pretraining: `knn_monitor_examples` (0: off; N: after every
         epoch, the kNN top-1 of the encoder with the first N training images as memory and
@@ -82,6 +84,7 @@ class PretrainConfig:
     sync_batchnorm: bool = True
     mixed_precision: str = "mixed_float16"
     reinitialize_unused_prototypes: bool = False
+    augment_in_model: bool = False
     # Evaluation run by the main job.
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -232,6 +235,11 @@ FIELD_ADVICE = {
     "mixed_precision": "`mixed_bfloat16` on TPUs and on CPUs with AVX512_BF16 or AMX (the "
     "width-32 step on 2 such CPU cores: 1.1-2.0x faster than float32, noisy; no gain at "
     "width 16); `mixed_float16` on GPUs. Sinkhorn stays in float32.",
+    "augment_in_model": "Make the crops inside the compiled training step, on the "
+    "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
+    "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Images must "
+    "share one size (set `image_size` for ImageNet). On a CPU-only machine keep it off: "
+    "tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
     "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
     "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
     "images per epoch and shows whether longer training still helps.",

@@ -46,7 +46,7 @@ import time
 from absl import app, flags
 
 from recipes import configs
-from recipes.builders import build_encoder, build_model, build_optimizer
+from recipes.builders import build_encoder, build_model, build_multicrop, build_optimizer
 from recipes.features import knn_monitor
 from recipes.pictures import plot_clusters
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -172,7 +172,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     import keras
 
     from swav_keras import backends, callbacks
-    from swav_keras.data import MultiCrop, load_images, multicrop_dataset
+    from swav_keras.data import load_images, multicrop_dataset
     from swav_keras.layers import with_conv_implementation
     from swav_keras.visualization import plot_multicrops, plot_training_curves
 
@@ -204,25 +204,32 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             f"`batch_size` ({config.batch_size}) is larger than the {info.num_examples} "
             "training images: lower --batch_size or raise --train_examples."
         )
-    multicrop = MultiCrop(
-        config.num_crops, config.crop_sizes, config.min_scales, config.max_scales,
-        config.jitter_strength, config.brightness, config.contrast, config.saturation,
-        config.hue, config.jitter_probability, config.grayscale_probability,
-        config.blur_probability, flip=config.flip,
-    )
-    dataset = multicrop_dataset(images, multicrop, batch_size, seed=seed)
-    (first_batch,) = next(iter(dataset.take(1)))
+    augmentation = None
+    # Processes draw different crops of their shares; the replicas of one tf.distribute
+    # process share the layer's generator, so they draw the same boxes for different images.
+    layer_seed = seed + spread.process_index
+    if config.augment_in_model:
+        # tf.data only shuffles and batches raw images; the model makes the crops.
+        dataset = image_batches(images, batch_size, seed)
+        (first_images,) = next(iter(dataset.take(1)))
+        first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
+    else:
+        dataset = multicrop_dataset(images, build_multicrop(config), batch_size, seed=seed)
+        (first_batch,) = next(iter(dataset.take(1)))
     with spread.scope():
         encoder, chosen = with_conv_implementation(build_encoder(config, info),
                                                    conv_implementation)
         if chief and verbose:
             print(f"Encoder convolutions: {chosen} "
                   f"(--conv_implementation={conv_implementation}, {keras.backend.backend()}).")
-        model = build_model(config, encoder, steps_per_epoch, spread)
+        if config.augment_in_model:
+            augmentation = build_multicrop(config, layer=True, seed=layer_seed)
+        model = build_model(config, encoder, steps_per_epoch, spread, augmentation)
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
-        model(first_batch, training=False)  # builds the model (BackupAndRestore needs it)
+        # Builds the model (BackupAndRestore needs it).
+        model(first_images if augmentation else first_batch, training=False)
     if chief:
-        plot_multicrops([c.numpy() for c in first_batch],
+        plot_multicrops([keras.ops.convert_to_numpy(c) for c in first_batch],
                         os.path.join(workdir, "multicrops.png"), num_images=6)
 
     csv_path = os.path.join(workdir, "training_log.csv")
@@ -278,6 +285,21 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         "info": info,
         "distribution": spread,
     }
+
+
+def image_batches(images, batch_size, seed):
+    """tf.data batches of raw images, reshuffled every epoch, for `augment_in_model`."""
+    import tensorflow as tf
+
+    images = images.map(lambda image, *_: image)
+    if None in images.element_spec.shape[:2]:
+        raise ValueError(
+            "`augment_in_model` needs images of one size: set `image_size` (e.g. "
+            f"--image_size=256); received images of shape {images.element_spec.shape}."
+        )
+    images = images.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return images.batch(batch_size, drop_remainder=True).map(
+        lambda x: (x,)).prefetch(tf.data.AUTOTUNE)
 
 
 def main(argv):

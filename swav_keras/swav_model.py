@@ -21,7 +21,8 @@ class SwAV(MultiWorkerFit, keras.Model):
 
     Each training element holds V crops of the same B images, `((crop_0, ..., crop_{V-1}),)`
     or a dict of crops (taken in the natural order of their keys, e.g. `crop_0 ... crop_10`),
-    high-resolution crops first. Crops of the same resolution are concatenated and run through
+    high-resolution crops first; with `augmentation`, a batch of raw images that the model
+    crops itself. Crops of the same resolution are concatenated and run through
     the encoder together (one pass per resolution group), the projection head and the
     prototypes run once on all of them, and the loss predicts each assignment crop's
     Sinkhorn codes from every other crop (`swav_loss`). Prototypes are kept at unit norm by a
@@ -61,6 +62,11 @@ class SwAV(MultiWorkerFit, keras.Model):
         sync_batchnorm: bool, synchronise the projection head's BatchNorm over replicas
             (`swav_keras.layers.SyncBatchNormalization`); for the encoder's, build it with
             `swav_keras.layers.to_sync_batch_normalization(encoder)`. Defaults to `False`.
+        augmentation: a Keras layer mapping a batch of raw images to the tuple of crops
+            (`swav_keras.layers.MultiCropAugmentation`), or `None`. When given, `fit` takes
+            batches of raw images `[B, H, W, C]` (e.g. `swav_keras.data.ImageBatches`) and
+            the crops are made inside the training step, on the accelerator and without
+            tf.data. Defaults to `None`: `fit` takes the crops.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -92,6 +98,7 @@ class SwAV(MultiWorkerFit, keras.Model):
         queue_start_step=0,
         freeze_prototypes_steps=0,
         sync_batchnorm=False,
+        augmentation=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -124,6 +131,13 @@ class SwAV(MultiWorkerFit, keras.Model):
                 f"`sync_batchnorm` must be a bool; received sync_batchnorm={sync_batchnorm!r}."
             )
         self.sync_batchnorm = sync_batchnorm
+        if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
+            raise TypeError(
+                "`augmentation` must be a keras.layers.Layer (e.g. "
+                "swav_keras.layers.MultiCropAugmentation) or None; received augmentation of "
+                f"type {type(augmentation).__name__}."
+            )
+        self.augmentation = augmentation
 
         # The head and prototypes run in float32 under any dtype policy: they are cheap next to
         # the encoder, and Sinkhorn then sees full-precision scores (a float16 or bfloat16
@@ -182,6 +196,8 @@ class SwAV(MultiWorkerFit, keras.Model):
             A dict with `"embeddings"` (list of `[B, projection_dim]`), `"scores"` (list of
             `[B, K]`) and `"non_finite"` (boolean scalar: some input held NaN or Inf).
         """
+        if self.augmentation is not None:
+            inputs = self.augmentation(_images_of(inputs))
         crops = [ops.cast(c, self.compute_dtype) for c in crops_as_list(inputs)]
         num_crops = len(crops)
         check_crops_for_assign(self.crops_for_assign, num_crops)
@@ -325,6 +341,10 @@ class SwAV(MultiWorkerFit, keras.Model):
                 "queue_start_step": self.queue_start_step,
                 "freeze_prototypes_steps": self.freeze_prototypes_steps,
                 "sync_batchnorm": self.sync_batchnorm,
+                "augmentation": (
+                    None if self.augmentation is None
+                    else keras.saving.serialize_keras_object(self.augmentation)
+                ),
             }
         )
         return config
@@ -333,7 +353,21 @@ class SwAV(MultiWorkerFit, keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        if config.get("augmentation") is not None:
+            config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         return cls(**config)
+
+
+def _images_of(inputs):
+    """The image batch of an element: the array itself, or the one entry of a 1-tuple."""
+    if isinstance(inputs, (tuple, list)):
+        if len(inputs) != 1:
+            raise ValueError(
+                "With `augmentation`, each element must be a batch of raw images [B, H, W, C] "
+                f"(or a 1-tuple of it); received a sequence of {len(inputs)} entries."
+            )
+        return inputs[0]
+    return inputs
 
 
 def _with_guard(callbacks):

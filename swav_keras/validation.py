@@ -54,3 +54,15 @@ def check_int_sequence(name, value, minimum=None, min_length=1):
                 f"`{name}` must hold integers >= {minimum}; {_received(name, value)}."
             )
     return tuple(int(item) for item in items)
+
+
+def check_seed_generator(name, value):
+    """Returns `value`, checking that it is a `keras.random.SeedGenerator`."""
+    import keras  # here, so that this module stays free of Keras and its backend
+
+    if not isinstance(value, keras.random.SeedGenerator):
+        raise TypeError(
+            f"`{name}` must be a keras.random.SeedGenerator; received {name} of type "
+            f"{type(value).__name__}."
+        )
+    return value

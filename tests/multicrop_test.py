@@ -4,6 +4,7 @@ import math
 
 import keras
 import numpy as np
+import numpy_reference
 import pytest
 import tensorflow as tf
 
@@ -154,18 +155,6 @@ def test_blur_smooths_and_keeps_constants():
     assert 16 < unchanged.sum() < 48
 
 
-def numpy_blur(x, kernel):
-    """Separable blur with reflect padding, one kernel per image, in float64 NumPy."""
-    radius = kernel.shape[1] // 2
-    padded = np.pad(x.astype("float64"), ((0, 0), (radius,) * 2, (radius,) * 2, (0, 0)), "reflect")
-    h, w = x.shape[1:3]
-    out = []
-    for k, image in zip(kernel, padded, strict=True):
-        rows = sum(k[t] * image[t:t + h] for t in range(len(k)))
-        out.append(sum(k[t] * rows[:, t:t + w] for t in range(len(k))))
-    return np.stack(out)
-
-
 @pytest.mark.parametrize("size", [12, 70])  # banded matmul and depthwise-convolution paths
 def test_blur_matches_numpy_reference_and_skips_empty_batches(size):
     rng = np.random.default_rng(size)
@@ -173,7 +162,7 @@ def test_blur_matches_numpy_reference_and_skips_empty_batches(size):
     kernel = rng.uniform(0, 1, (3, 13)).astype("float32")
     kernel /= kernel.sum(1, keepdims=True)
     blurred = augment._separable_blur(tf.constant(x), tf.constant(kernel), 6).numpy()
-    np.testing.assert_allclose(blurred, numpy_blur(x, kernel), atol=1e-5)
+    np.testing.assert_allclose(blurred, numpy_reference.separable_blur(x, kernel), atol=1e-5)
     none = augment.gaussian_blur(x, [0, 0], 1e-9)  # no image drawn: an empty partition
     np.testing.assert_array_equal(none.numpy(), x)
 

@@ -78,3 +78,35 @@ def swav_loss_gradient(
             g = (p * q.sum(axis=1, keepdims=True) - q) / (temperature * bs)
             grads[v] += g / (num_crops - 1) / len(crops_for_assign)
     return grads
+
+
+def separable_blur(x, kernel):
+    """Separable blur with reflect padding, one kernel `[taps]` per image, in float64."""
+    radius = kernel.shape[1] // 2
+    padded = np.pad(x.astype("float64"), ((0, 0), (radius,) * 2, (radius,) * 2, (0, 0)), "reflect")
+    h, w = x.shape[1:3]
+    out = []
+    for k, image in zip(kernel, padded, strict=True):
+        rows = sum(k[t] * image[t:t + h] for t in range(len(k)))
+        out.append(sum(k[t] * rows[:, t:t + w] for t in range(len(k))))
+    return np.stack(out)
+
+
+def resized_crop(image, box, size, flip=False):
+    """torchvision's `resized_crop` of one `[H, W, C]` image: bilinear, half-pixel centres.
+
+    `box` is `(top, left, height, width)`; sample k of a side of n pixels reads coordinate
+    `start + (k + 0.5) * n / size - 0.5`, clamped to the image; no antialiasing.
+    """
+    top, left, h, w = (float(v) for v in box)
+    height, width = image.shape[:2]
+    k = np.arange(size) + 0.5
+    ys = np.clip(top + k * h / size - 0.5, 0, height - 1)
+    xs = np.clip(left + k * w / size - 0.5, 0, width - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    img = image.astype("float64")
+    out = ((1 - wy) * (1 - wx) * img[y0][:, x0] + (1 - wy) * wx * img[y0][:, x1]
+           + wy * (1 - wx) * img[y1][:, x0] + wy * wx * img[y1][:, x1])
+    return out[:, ::-1] if flip else out

@@ -87,6 +87,28 @@ def test_rerunning_an_interrupted_epoch_runs_only_its_remaining_steps(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 16 * 64
 
 
+def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path):
+    workdir = str(tmp_path / "run")
+    first = pretrain(_config(epochs=1, augment_in_model=True), workdir, train_examples=512,
+                     verbose=0)
+    assert np.isfinite(first["history"]["loss"]).all()
+    assert os.path.isfile(os.path.join(workdir, "multicrops.png"))
+    generator = first["model"].augmentation.seed_generator
+    state = keras.ops.convert_to_numpy(generator.state).copy()
+    second = pretrain(_config(epochs=2, augment_in_model=True), workdir, train_examples=512,
+                      verbose=0)
+    resumed = keras.ops.convert_to_numpy(second["model"].augmentation.seed_generator.state)
+    # The run drew 9 equal calls' worth (building call + 8 steps) from the seed's start; the
+    # backup restored that state, and epoch 2 went on with 8 new steps instead of repeating.
+    start = keras.ops.convert_to_numpy(keras.random.SeedGenerator(0).state)
+    per_call = (state - start) // 9
+    assert per_call[1] > 0
+    np.testing.assert_array_equal(resumed, state + 8 * per_call)
+    assert int(keras.ops.convert_to_numpy(second["model"].step)) == 16
+    with pytest.raises(ValueError, match=r"fields \['augment_in_model'\] differ"):
+        pretrain(_config(epochs=3), workdir, train_examples=512, verbose=0)
+
+
 def test_noresume_never_overwrites_a_run(tmp_path):
     workdir = str(tmp_path / "run")
     pretrain(_config(), workdir, train_examples=128, verbose=0)

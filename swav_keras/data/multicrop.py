@@ -15,35 +15,14 @@ Reference: Caron et al., "Unsupervised Learning of Visual Features by Contrastin
 Assignments", NeurIPS 2020 (facebookresearch/swav, `src/multicropdataset.py`).
 """
 
-import numbers
-
 import keras
 import tensorflow as tf
 
 from swav_keras.data import augment
-from swav_keras.validation import check_float, check_int, check_int_sequence
+from swav_keras.multicrop_arguments import ARGUMENT_NAMES, check_multicrop_arguments
+from swav_keras.validation import check_int
 
 _AUTOTUNE = tf.data.AUTOTUNE
-_CONFIG = (
-    "num_crops", "crop_sizes", "min_scales", "max_scales", "jitter_strength", "brightness",
-    "contrast", "saturation", "hue", "jitter_probability", "grayscale_probability",
-    "blur_probability", "blur_sigma", "flip", "seed",
-)
-
-
-def _check_scales(name, value, num_groups):
-    """Returns `value` as a tuple of floats in (0, 1], one per resolution group."""
-    items = tuple(value) if hasattr(value, "__iter__") and not isinstance(value, str) else None
-    if items is None or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in items):
-        raise TypeError(f"`{name}` must be a sequence of numbers; received {name}={value!r}.")
-    if len(items) != num_groups:
-        raise ValueError(
-            f"`{name}` must have one entry per group of `num_crops` ({num_groups}); "
-            f"received {name}={value!r}."
-        )
-    if not all(0.0 < v <= 1.0 for v in items):
-        raise ValueError(f"`{name}` must hold numbers in (0, 1]; received {name}={value!r}.")
-    return tuple(float(v) for v in items)
 
 
 @keras.saving.register_keras_serializable(package="swav_keras")
@@ -118,52 +97,13 @@ class MultiCrop:
         flip=True,
         seed=None,
     ):
-        self.num_crops = check_int_sequence("num_crops", num_crops, minimum=1)
-        groups = len(self.num_crops)
-        self.crop_sizes = check_int_sequence("crop_sizes", crop_sizes, minimum=1)
-        if len(self.crop_sizes) != groups:
-            raise ValueError(
-                f"`crop_sizes` must have one entry per group of `num_crops` ({groups}); "
-                f"received crop_sizes={crop_sizes!r}."
-            )
-        self.min_scales = _check_scales("min_scales", min_scales, groups)
-        self.max_scales = _check_scales("max_scales", max_scales, groups)
-        if any(lo > hi for lo, hi in zip(self.min_scales, self.max_scales, strict=True)):
-            raise ValueError(
-                "`min_scales` must not exceed `max_scales` in any group; "
-                f"received min_scales={min_scales!r}, max_scales={max_scales!r}."
-            )
-        self.jitter_strength = check_float("jitter_strength", jitter_strength, minimum=0.0)
-        self.brightness = check_float("brightness", brightness, minimum=0.0)
-        self.contrast = check_float("contrast", contrast, minimum=0.0)
-        self.saturation = check_float("saturation", saturation, minimum=0.0)
-        self.hue = check_float("hue", hue, minimum=0.0)
-        if self.hue * self.jitter_strength > 0.5:
-            raise ValueError(
-                "`hue` times `jitter_strength` must be <= 0.5; "
-                f"received hue={hue!r}, jitter_strength={jitter_strength!r}."
-            )
-        for name, value in (
-            ("jitter_probability", jitter_probability),
-            ("grayscale_probability", grayscale_probability),
-            ("blur_probability", blur_probability),
-        ):
-            setattr(self, name, check_float(name, value, minimum=0.0, maximum=1.0))
-        sigma = tuple(blur_sigma) if isinstance(blur_sigma, (tuple, list)) else ()
-        if not (
-            len(sigma) == 2
-            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in sigma)
-            and 0 < sigma[0] <= sigma[1] < float("inf")
-        ):
-            raise ValueError(
-                "`blur_sigma` must be a (low, high) pair of positive numbers with low <= high; "
-                f"received blur_sigma={blur_sigma!r}."
-            )
-        self.blur_sigma = (float(sigma[0]), float(sigma[1]))
-        if not isinstance(flip, bool):
-            raise TypeError(f"`flip` must be a bool; received flip={flip!r}.")
-        self.flip = flip
-        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        checked = check_multicrop_arguments(
+            num_crops, crop_sizes, min_scales, max_scales, jitter_strength, brightness,
+            contrast, saturation, hue, jitter_probability, grayscale_probability,
+            blur_probability, blur_sigma, flip, seed,
+        )
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     @property
     def num_views(self):
@@ -234,7 +174,7 @@ class MultiCrop:
         return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int64)
 
     def get_config(self):
-        return {name: getattr(self, name) for name in _CONFIG}
+        return {name: getattr(self, name) for name in ARGUMENT_NAMES}
 
     @classmethod
     def from_config(cls, config):

@@ -10,6 +10,7 @@ from swav_keras.layers.im2col_conv2d import (
     with_conv_implementation,
 )
 from swav_keras.layers.l2_normalize import L2Normalize
+from swav_keras.layers.multi_crop_augmentation import MultiCropAugmentation
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
 from swav_keras.layers.sync_batch_normalization import (
@@ -23,6 +24,7 @@ __all__ = [
     "FeatureQueue",
     "Im2colConv2D",
     "L2Normalize",
+    "MultiCropAugmentation",
     "ProjectionHead",
     "Prototypes",
     "SyncBatchNormalization",

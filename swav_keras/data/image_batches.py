@@ -1,0 +1,80 @@
+"""Shuffled, full batches of an image array for `fit`, without TensorFlow."""
+
+import keras
+import numpy as np
+
+from swav_keras.validation import check_int
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of raw images, reshuffled every epoch, for `SwAV(augmentation=...)`.
+
+    The TensorFlow-free input of SwAV: a `keras.utils.PyDataset` (read by `fit` on every
+    backend) that serves full batches of an in-memory image array, in a new order at each
+    epoch, leaving the crops to `swav_keras.layers.MultiCropAugmentation` inside the model.
+    The last incomplete batch is dropped, since SwAV's Sinkhorn and queue want a constant batch
+    size. The order of epoch `e` depends only on `seed` and `e`, so a run resumed at an epoch
+    boundary sees the batches it would have seen.
+
+    Args:
+        images: array `[N, H, W, C]` or `[N, H, W]` (a channel axis is added), raw pixels.
+        batch_size: positive int, images per batch, at most `N`.
+        shuffle: whether to reshuffle at every epoch. Defaults to `True`.
+        seed: int >= 0 seeding the orders, or `None` for fresh ones. Defaults to `None`.
+        **kwargs: `keras.utils.PyDataset` arguments (`workers`, `use_multiprocessing`,
+            `max_queue_size`).
+
+    Example:
+
+    ```python
+    images, _ = swav_keras.data.load_fashion_mnist()
+    model.fit(ImageBatches(images, batch_size=256, seed=0), epochs=10)
+    ```
+    """
+
+    def __init__(self, images, batch_size, shuffle=True, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise ValueError(
+                "`images` must be an array [N, height, width] or [N, height, width, channels] "
+                f"with 1 or 3 channels; received images.shape={images.shape}."
+            )
+        self.images = images
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        if self.batch_size > len(images):
+            raise ValueError(
+                f"`batch_size` must be at most the number of images ({len(images)}); "
+                f"received batch_size={batch_size}."
+            )
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"`shuffle` must be a bool; received shuffle={shuffle!r}.")
+        self.shuffle = shuffle
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        self._entropy = np.random.SeedSequence(self.seed).entropy
+        self.epoch = 0
+        self._order = self._new_order()
+
+    def _new_order(self):
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self._entropy, self.epoch]).permutation(len(self.images))
+
+    def set_epoch(self, epoch):
+        """Sets the epoch whose order is served (e.g. `initial_epoch` of a resumed `fit`)."""
+        self.epoch = check_int("epoch", epoch, minimum=0)
+        self._order = self._new_order()
+
+    def __len__(self):
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} out of range [0, {len(self)}).")
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.images[rows]
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)

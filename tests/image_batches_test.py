@@ -1,0 +1,71 @@
+"""Tests of `ImageBatches`: full, reshuffled, reproducible batches without TensorFlow."""
+
+import numpy as np
+import pytest
+
+from swav_keras.data import ImageBatches
+
+
+def images(n=50, channels=None):
+    shape = (n, 4, 4) if channels is None else (n, 4, 4, channels)
+    x = np.zeros(shape, "uint8")
+    x[:, 0, 0] = np.arange(n)[:, None] if channels else np.arange(n)  # image i holds i
+    return x
+
+
+def ids(batch):
+    return batch[:, 0, 0, 0].tolist()
+
+
+def epoch(data):
+    return [ids(data[i]) for i in range(len(data))]
+
+
+def test_full_batches_each_image_at_most_once_per_epoch():
+    data = ImageBatches(images(), batch_size=16, seed=0)
+    assert len(data) == 3  # 50 // 16: the incomplete batch is dropped
+    batches = epoch(data)
+    assert all(len(b) == 16 for b in batches)
+    seen = sum(batches, [])
+    assert len(set(seen)) == 48 and data[0].shape == (16, 4, 4, 1) and data[0].dtype == np.uint8
+    with pytest.raises(IndexError, match=r"batch index 3 out of range \[0, 3\)."):
+        data[3]
+
+
+def test_orders_change_per_epoch_and_replay_with_a_seed():
+    data, twin = ImageBatches(images(), 10, seed=3), ImageBatches(images(), 10, seed=3)
+    first = epoch(data)
+    assert first == epoch(twin) and first != sorted(first)
+    data.on_epoch_end()
+    second = epoch(data)
+    assert second != first and sorted(sum(second, [])) == list(range(50))
+    twin.set_epoch(1)  # a resumed run serves the order of its epoch
+    assert epoch(twin) == second
+    assert epoch(ImageBatches(images(), 10, seed=4)) != first
+    assert epoch(ImageBatches(images(), 10, shuffle=False)) == [
+        list(range(i, i + 10)) for i in range(0, 50, 10)]
+
+
+def test_rgb_images_keep_their_channels():
+    assert ImageBatches(images(channels=3), 5)[0].shape == (5, 4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(images=np.zeros((5, 4)), batch_size=2), ValueError,
+         r"`images` must be an array \[N, height, width\] or \[N, height, width, channels\] "
+         r"with 1 or 3 channels; received images.shape=\(5, 4\)."),
+        (dict(images=images(), batch_size=0), ValueError,
+         "`batch_size` must be a positive integer; received batch_size=0."),
+        (dict(images=images(), batch_size=51), ValueError,
+         r"`batch_size` must be at most the number of images \(50\); received batch_size=51."),
+        (dict(images=images(), batch_size=2, shuffle=1), TypeError,
+         "`shuffle` must be a bool; received shuffle=1."),
+        (dict(images=images(), batch_size=2, seed=-1), ValueError,
+         "`seed` must be an integer >= 0; received seed=-1."),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ImageBatches(**kwargs)
