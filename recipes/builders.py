@@ -19,10 +19,12 @@ def build_encoder(config, info):
 def build_multicrop(config, layer=False, seed=None):
     """The multi-crop augmentation of `config`: a tf.data `MultiCrop`, or with `layer` the
     `MultiCropAugmentation` layer that makes the same crops inside the model (seeded)."""
-    from swav_keras.data import MultiCrop
-    from swav_keras.layers import MultiCropAugmentation
+    if layer:
+        from swav_keras.layers import MultiCropAugmentation as kind
+    else:
+        from swav_keras.data import MultiCrop as kind  # tf.data: imports TensorFlow
 
-    return (MultiCropAugmentation if layer else MultiCrop)(
+    return kind(
         config.num_crops, config.crop_sizes, config.min_scales, config.max_scales,
         config.jitter_strength, config.brightness, config.contrast, config.saturation,
         config.hue, config.jitter_probability, config.grayscale_probability,

@@ -237,9 +237,10 @@ FIELD_ADVICE = {
     "width 16); `mixed_float16` on GPUs. Sinkhorn stays in float32.",
     "augment_in_model": "Make the crops inside the compiled training step, on the "
     "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
-    "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Images must "
-    "share one size (set `image_size` for ImageNet). On a CPU-only machine keep it off: "
-    "tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
+    "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Fashion-MNIST "
+    "is then read by NumPy, so the recipes run without TensorFlow installed. Other images "
+    "must share one size (set `image_size` for ImageNet). On a CPU-only machine it gains "
+    "nothing: tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
     "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
     "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
     "images per epoch and shows whether longer training still helps.",

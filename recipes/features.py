@@ -1,18 +1,12 @@
 """Evaluation data for the recipes: a split as arrays, its features, the kNN monitor on it."""
 
-import numpy as np
-
 
 def load_split(dataset, split, data_dir=None, take=None, image_size=None):
-    """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays."""
-    from swav_keras.data import load_images
+    """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays, and
+    the `ImageSourceInfo` (`swav_keras.data.load_arrays`: Fashion-MNIST without TensorFlow)."""
+    from swav_keras.data import load_arrays
 
-    images, info = load_images(dataset, split, data_dir, image_size, take=take)
-    pixels, labels = [], []
-    for x, y in images.batch(4096):
-        pixels.append(x.numpy())
-        labels.append(y.numpy())
-    return np.concatenate(pixels), np.concatenate(labels), info
+    return load_arrays(dataset, split, data_dir, image_size, take=take)
 
 
 def compute_features(representation, train_images, test_images, verbose="auto"):

@@ -9,6 +9,10 @@ Other configurations: `--config=cifar10`, `--config=imagenet_resnet50_800ep` and
 `recipes/configs.py`. Any field of the configuration can be overridden by a flag of the same
 name, e.g. `--epochs=20 --num_prototypes=300 --queue_length=3840`.
 
+Crops inside the model: `--augment_in_model` makes the crops in the compiled training step
+(`swav_keras.layers.MultiCropAugmentation`), on the accelerator; with Fashion-MNIST nothing
+then needs TensorFlow (`KERAS_BACKEND=jax` or `torch` on a machine without it).
+
 Several devices: `--distribution=auto|none|mirrored|multi_worker|tpu` (TensorFlow),
 `data_parallel` (JAX), `torch` (PyTorch, under `torchrun`); the README's "Several devices"
 table gives the command for GPUs, TPUs and several hosts, and `recipes/swav_colab.ipynb` runs
@@ -171,8 +175,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     """`pretrain` once `own_folder` is locked for this process."""
     import keras
 
-    from swav_keras import backends, callbacks
-    from swav_keras.data import load_images, multicrop_dataset
+    # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
+    from swav_keras import backends, callbacks, data
     from swav_keras.layers import with_conv_implementation
     from swav_keras.visualization import plot_multicrops, plot_training_curves
 
@@ -185,9 +189,17 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
-    images, info = load_images(
-        config.dataset, "train", data_dir, config.image_size or None, take=train_examples
-    )
+    # Fashion-MNIST with the crops made in the model: NumPy arrays and `ImageBatches`, no
+    # TensorFlow needed. Everything else streams through tf.data.
+    in_memory = bool(config.augment_in_model and config.dataset == "fashion_mnist"
+                     and not config.image_size)
+    if in_memory:
+        images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
+                                                take=train_examples)
+    else:
+        images, info = data.load_images(
+            config.dataset, "train", data_dir, config.image_size or None, take=train_examples
+        )
     batch_size, examples = config.batch_size, info.num_examples
     if spread.shards_input:  # torch.distributed: this process's share of every global batch
         if batch_size % spread.process_count:
@@ -197,7 +209,11 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             )
         batch_size //= spread.process_count
         examples //= spread.process_count
-        images = images.shard(spread.process_count, spread.process_index).take(examples)
+        if in_memory:
+            share = slice(spread.process_index, None, spread.process_count)
+            images, labels = images[share][:examples], labels[share][:examples]
+        else:
+            images = images.shard(spread.process_count, spread.process_index).take(examples)
     steps_per_epoch = examples // batch_size
     if steps_per_epoch < 1:
         raise ValueError(
@@ -208,13 +224,17 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # Processes draw different crops of their shares; the replicas of one tf.distribute
     # process share the layer's generator, so they draw the same boxes for different images.
     layer_seed = seed + spread.process_index
-    if config.augment_in_model:
+    if in_memory:
+        dataset = None  # `ImageBatches` per fit below, at the epoch (and batch) it starts from
+        first_images = images[:batch_size]
+        first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
+    elif config.augment_in_model:
         # tf.data only shuffles and batches raw images; the model makes the crops.
         dataset = image_batches(images, batch_size, seed)
         (first_images,) = next(iter(dataset.take(1)))
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
     else:
-        dataset = multicrop_dataset(images, build_multicrop(config), batch_size, seed=seed)
+        dataset = data.multicrop_dataset(images, build_multicrop(config), batch_size, seed=seed)
         (first_batch,) = next(iter(dataset.take(1)))
     with spread.scope():
         encoder, chosen = with_conv_implementation(build_encoder(config, info),
@@ -247,22 +267,37 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         fit_callbacks += [
             callbacks.EncoderCheckpoint(encoder_path),
             keras.callbacks.CSVLogger(csv_path, append=True),
-            keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
         ]
+        if _tensorflow_available():  # TensorBoard writes through tf.summary
+            fit_callbacks.append(
+                keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False))
+        elif verbose:
+            print("No TensorBoard logs: TensorFlow is not installed (training_log.csv holds "
+                  "the same figures).")
     fit_callbacks += list(extra_callbacks)
     fit = dict(epochs=config.epochs, shuffle=False, verbose=verbose if chief else 0)
     history = {}
     epoch, steps_done = backup.position()
+
+    def batches(epoch, skip=0):
+        """The input of a `fit` that starts at `epoch`, after its first `skip` batches."""
+        if not in_memory:
+            return dataset.skip(skip) if skip else dataset
+        served = data.ImageBatches(images, batch_size, seed=seed)
+        served.set_epoch(epoch, skip)
+        return served
+
     if steps_done and epoch < config.epochs:
         # An epoch was interrupted after a mid-epoch backup: run only its remaining batches.
         if chief and verbose:
             print(f"Resuming epoch {epoch + 1}/{config.epochs} after its step "
                   f"{steps_done}/{steps_per_epoch}.")
-        partial = model.fit(dataset.skip(steps_done), **fit,
+        partial = model.fit(batches(epoch, steps_done), **fit,
                             callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
         history = dict(partial.history)
     if epoch + (1 if steps_done else 0) < config.epochs:
-        rest = model.fit(dataset, **fit, callbacks=fit_callbacks)
+        rest = model.fit(batches(epoch + (1 if steps_done else 0)), **fit,
+                         callbacks=fit_callbacks)
         for name, values in rest.history.items():
             history[name] = history.get(name, []) + values
     if chief:
@@ -273,7 +308,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             callbacks.save_encoder(encoder, encoder_path)
             if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
                 plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
-            plot_clusters(encoder, projection_head, prototypes, images,
+            plot_clusters(encoder, projection_head, prototypes,
+                          (images, labels) if in_memory else images,
                           os.path.join(workdir, "prototype_neighbours.png"), info)
     return {
         "encoder_path": encoder_path,
@@ -285,6 +321,14 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         "info": info,
         "distribution": spread,
     }
+
+
+def _tensorflow_available():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def image_batches(images, batch_size, seed):

@@ -46,6 +46,19 @@ def test_orders_change_per_epoch_and_replay_with_a_seed():
         list(range(i, i + 10)) for i in range(0, 50, 10)]
 
 
+def test_set_epoch_skips_the_batches_a_resumed_run_has_done():
+    full, resumed = ImageBatches(images(), 10, seed=3), ImageBatches(images(), 10, seed=3)
+    full.set_epoch(2)
+    resumed.set_epoch(2, skip=3)
+    assert len(resumed) == 2 and epoch(resumed) == epoch(full)[3:]
+    resumed.on_epoch_end()  # the next epoch is whole again
+    full.set_epoch(3)
+    assert len(resumed) == 5 and epoch(resumed) == epoch(full)
+    with pytest.raises(ValueError, match="`skip` must be less than the 5 batches of an "
+                                         "epoch; received skip=5."):
+        resumed.set_epoch(0, skip=5)
+
+
 def test_rgb_images_keep_their_channels():
     assert ImageBatches(images(channels=3), 5)[0].shape == (5, 4, 4, 3)
 

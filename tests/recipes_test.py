@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from no_tensorflow import other_backend, run_without_tensorflow
 from step_interrupt import StepInterrupt
 
 from recipes import configs
@@ -87,16 +88,16 @@ def test_rerunning_an_interrupted_epoch_runs_only_its_remaining_steps(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 16 * 64
 
 
-def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path):
+@pytest.mark.parametrize("image_size", [0, 28])  # NumPy + ImageBatches, tf.data batches
+def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path, image_size):
     workdir = str(tmp_path / "run")
-    first = pretrain(_config(epochs=1, augment_in_model=True), workdir, train_examples=512,
-                     verbose=0)
+    config = dict(augment_in_model=True, image_size=image_size)
+    first = pretrain(_config(epochs=1, **config), workdir, train_examples=512, verbose=0)
     assert np.isfinite(first["history"]["loss"]).all()
     assert os.path.isfile(os.path.join(workdir, "multicrops.png"))
     generator = first["model"].augmentation.seed_generator
     state = keras.ops.convert_to_numpy(generator.state).copy()
-    second = pretrain(_config(epochs=2, augment_in_model=True), workdir, train_examples=512,
-                      verbose=0)
+    second = pretrain(_config(epochs=2, **config), workdir, train_examples=512, verbose=0)
     resumed = keras.ops.convert_to_numpy(second["model"].augmentation.seed_generator.state)
     # The run drew 9 equal calls' worth (building call + 8 steps) from the seed's start; the
     # backup restored that state, and epoch 2 went on with 8 new steps instead of repeating.
@@ -106,7 +107,40 @@ def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path):
     np.testing.assert_array_equal(resumed, state + 8 * per_call)
     assert int(keras.ops.convert_to_numpy(second["model"].step)) == 16
     with pytest.raises(ValueError, match=r"fields \['augment_in_model'\] differ"):
-        pretrain(_config(epochs=3), workdir, train_examples=512, verbose=0)
+        pretrain(_config(epochs=3, image_size=image_size), workdir, train_examples=512,
+                 verbose=0)
+
+
+def test_augment_in_model_finishes_an_interrupted_epoch(tmp_path):
+    workdir = str(tmp_path / "run")
+    config = _config(epochs=2, augment_in_model=True)
+    with pytest.raises(KeyboardInterrupt):  # stopped at step 5 of epoch 2 (backups every 3)
+        pretrain(config, workdir, train_examples=512, verbose=0, backup_every_steps=3,
+                 extra_callbacks=[StepInterrupt(8 + 5)])
+    counter = StepInterrupt()
+    result = pretrain(config, workdir, train_examples=512, verbose=0, backup_every_steps=3,
+                      extra_callbacks=[counter])
+    assert counter.seen == 5 and _epochs_in_csv(workdir) == [0, 1]
+    assert int(keras.ops.convert_to_numpy(result["model"].step)) == 16
+
+
+def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
+    # As on a GPU image with JAX or PyTorch but no TensorFlow: pretrain, then kNN.
+    out = run_without_tensorflow(f"""
+        from recipes_test import _config
+        from recipes.knn_eval import knn_eval
+        from recipes.pretrain import pretrain
+        result = pretrain(_config(augment_in_model=True), {str(tmp_path / "run")!r},
+                          train_examples=512, seed=1, verbose=1)
+        scores = knn_eval(result["encoder_path"], train_examples=2000, k=20, verbose=0)
+        print("tensorflow imported:", "tensorflow" in sys.modules)
+        print("kNN weighted", scores["weighted"])
+    """, other_backend(keras.backend.backend()))
+    assert "No TensorBoard logs: TensorFlow is not installed" in out
+    assert "tensorflow imported: False" in out
+    assert float(out.split("kNN weighted")[-1]) > 0.25  # as the TensorFlow run above
+    for name in ("encoder.keras", "multicrops.png", "prototype_neighbours.png"):
+        assert os.path.isfile(os.path.join(tmp_path, "run", name)), name
 
 
 def test_noresume_never_overwrites_a_run(tmp_path):

@@ -5,17 +5,19 @@ TensorFlow, JAX and PyTorch). Images stay in raw pixel scale (0..255) end to end
 normalisation belongs in the encoder, with the statistics `load_images` reports, so the saved
 encoder takes raw pixels. Nothing is read or downloaded at import time.
 
-TensorFlow is imported only when a tf.data part is first used: `load_fashion_mnist` (NumPy)
-and `ImageBatches` (a `keras.utils.PyDataset`) work on a machine without it, with
-`swav_keras.layers.MultiCropAugmentation` doing the crops inside the model.
+TensorFlow is imported only when a tf.data part is first used: `load_fashion_mnist` and
+`load_arrays("fashion_mnist", ...)` (NumPy) and `ImageBatches` (a `keras.utils.PyDataset`) work
+on a machine without it, with `swav_keras.layers.MultiCropAugmentation` doing the crops
+inside the model.
 """
 
 import importlib
 
 _EXPORTS = {
     "ImageBatches": "swav_keras.data.image_batches",
-    "ImageSourceInfo": "swav_keras.data.sources",
+    "ImageSourceInfo": "swav_keras.data.source_info",
     "MultiCrop": "swav_keras.data.multicrop",
+    "load_arrays": "swav_keras.data.arrays",
     "load_fashion_mnist": "swav_keras.data.fashion_mnist",
     "load_images": "swav_keras.data.sources",
     "multicrop_dataset": "swav_keras.data.multicrop",

@@ -4,22 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from swav_keras.data import fashion_mnist
-from swav_keras.data.source_info import ImageSourceInfo, array_stats
+from swav_keras.data.fashion_mnist import fashion_mnist_arrays
 from swav_keras.validation import check_int
-
-
-def fashion_mnist_arrays(split="train", data_dir=None):
-    """Fashion-MNIST's `split` as `[N, 28, 28, 1]` uint8 images, int64 labels and its info.
-
-    The statistics are those of the training split, whatever `split` is, as `load_images`'s.
-    """
-    images, labels = fashion_mnist.load_fashion_mnist(split, data_dir)
-    train = images if split == "train" else fashion_mnist.load_fashion_mnist("train", data_dir)[0]
-    mean, std = array_stats(train)
-    info = ImageSourceInfo("fashion_mnist", split, len(images), 10, (28, 28, 1), mean, std,
-                           fashion_mnist.CLASS_NAMES)
-    return images, labels.astype(np.int64), info
 
 
 def load_arrays(source, split="train", data_dir=None, image_size=None, take=None):

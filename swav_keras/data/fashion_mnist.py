@@ -17,6 +17,8 @@ import zlib
 
 import numpy as np
 
+from swav_keras.data.source_info import ImageSourceInfo, array_stats
+
 DATA_DIR_ENV = "SWAV_KERAS_DATA_DIR"
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 KERAS_DIR = os.path.join("~", ".keras", "datasets", "fashion-mnist")
@@ -202,3 +204,16 @@ def load_fashion_mnist(split="train", data_dir=None):
                 )
             return images[..., None], labels.astype(np.int64)
     return _from_tfds(split, data_dir, dirs)
+
+
+def fashion_mnist_arrays(split="train", data_dir=None):
+    """Fashion-MNIST's `split` as `[N, 28, 28, 1]` uint8 images, int64 labels and its info.
+
+    The statistics are those of the training split, whatever `split` is, as `load_images`'s.
+    """
+    images, labels = load_fashion_mnist(split, data_dir)
+    train = images if split == "train" else load_fashion_mnist("train", data_dir)[0]
+    mean, std = array_stats(train)
+    info = ImageSourceInfo("fashion_mnist", split, len(images), 10, (28, 28, 1), mean, std,
+                           CLASS_NAMES)
+    return images, labels.astype(np.int64), info

@@ -55,6 +55,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.epoch = 0
+        self.skip = 0
         self._order = self._new_order()
 
     def _new_order(self):
@@ -62,17 +63,31 @@ class ImageBatches(keras.utils.PyDataset):
             return np.arange(len(self.images))
         return np.random.default_rng([self._entropy, self.epoch]).permutation(len(self.images))
 
-    def set_epoch(self, epoch):
-        """Sets the epoch whose order is served (e.g. `initial_epoch` of a resumed `fit`)."""
+    def set_epoch(self, epoch, skip=0):
+        """Serves the order of `epoch`, from its batch `skip` on (a resumed run's position).
+
+        Args:
+            epoch: int >= 0, the epoch whose order is served.
+            skip: int >= 0, batches of that epoch already trained on; they are left out
+                until the next epoch. Defaults to `0`.
+        """
         self.epoch = check_int("epoch", epoch, minimum=0)
+        full = len(self.images) // self.batch_size
+        self.skip = check_int("skip", skip, minimum=0)
+        if self.skip >= full:
+            raise ValueError(
+                f"`skip` must be less than the {full} batches of an epoch; received "
+                f"skip={skip}."
+            )
         self._order = self._new_order()
 
     def __len__(self):
-        return len(self.images) // self.batch_size
+        return len(self.images) // self.batch_size - self.skip
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} out of range [0, {len(self)}).")
+        index += self.skip
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         return self.images[rows]
 

@@ -15,50 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from swav_keras.data import fashion_mnist
+from swav_keras.data.source_info import ImageSourceInfo, array_stats, stats_from_sums
 from swav_keras.validation import check_int
 
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSourceInfo:
-    """What `load_images` knows about its images.
-
-    Attributes:
-        name: the source (dataset name, folder or `"arrays"`).
-        split: the split read.
-        num_examples: examples in the dataset (after `take`).
-        num_classes: distinct labels, or `None` when unknown.
-        image_shape: `(height, width, channels)`; `None` sides vary per image.
-        mean: per-channel mean of the training pixels, 0..255 scale.
-        std: per-channel standard deviation of the training pixels, 0..255 scale.
-        class_names: label names when the source has them, else `None`.
-    """
-
-    name: str
-    split: str
-    num_examples: int
-    num_classes: int | None
-    image_shape: tuple
-    mean: tuple
-    std: tuple
-    class_names: tuple | None = None
-
-
-def _stats_from_sums(total, squares, count):
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
-def _array_stats(images, chunk=4096):
-    """Per-channel mean and std of `[N, H, W, C]` pixels, in float64 chunks."""
-    total = squares = 0.0
-    for start in range(0, len(images), chunk):
-        x = images[start:start + chunk].astype(np.float64)
-        total = total + x.sum(axis=(0, 1, 2))
-        squares = squares + np.square(x).sum(axis=(0, 1, 2))
-    return _stats_from_sums(total, squares, images[..., 0].size)
 
 
 def _dataset_stats(dataset, examples):
@@ -75,7 +35,7 @@ def _dataset_stats(dataset, examples):
         (zeros, zeros, tf.constant(0.0, tf.float64)),
         lambda acc, s: (acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]),
     )
-    return _stats_from_sums(total.numpy(), squares.numpy(), max(float(count), 1.0))
+    return stats_from_sums(total.numpy(), squares.numpy(), max(float(count), 1.0))
 
 
 def _resize(image_size):
@@ -95,7 +55,7 @@ def _from_arrays(images, labels, name, split, image_size, take, stats):
             "`source` arrays must be images [N, H, W(, C)] and labels [N]; received "
             f"images.shape={images.shape}, labels.shape={labels.shape}."
         )
-    mean, std = stats if stats is not None else _array_stats(images)
+    mean, std = stats if stats is not None else array_stats(images)
     num_classes = int(labels.max()) + 1 if labels.size else 0
     if take is not None:
         images, labels = images[:take], labels[:take]
@@ -109,9 +69,8 @@ def _from_arrays(images, labels, name, split, image_size, take, stats):
 
 
 def _load_fashion_mnist(split, data_dir, image_size, take):
-    images, labels = fashion_mnist.load_fashion_mnist(split, data_dir)
-    train = images if split == "train" else fashion_mnist.load_fashion_mnist("train", data_dir)[0]
-    stats = _array_stats(train)
+    images, labels, info = fashion_mnist.fashion_mnist_arrays(split, data_dir)
+    stats = (info.mean, info.std)
     dataset, info = _from_arrays(images, labels, "fashion_mnist", split, image_size, take, stats)
     return dataset, dataclasses.replace(info, num_classes=10, class_names=fashion_mnist.CLASS_NAMES)
 
