@@ -110,3 +110,23 @@ def resized_crop(image, box, size, flip=False):
     out = ((1 - wy) * (1 - wx) * img[y0][:, x0] + (1 - wy) * wx * img[y0][:, x1]
            + wy * (1 - wx) * img[y1][:, x0] + wy * wx * img[y1][:, x1])
     return out[:, ::-1] if flip else out
+
+
+def check_crop_boxes(boxes):
+    """Asserts that `[20000, 4]` boxes of a 1000x1000 image follow `RandomResizedCrop` with
+    area scale (0.05, 0.3) and aspect ratio (3/4, 4/3): in the image, the area uniform, the log
+    aspect uniform, the position uniform over the free range (quartiles against the exact
+    distribution)."""
+    top, left, h, w = np.asarray(boxes, dtype=np.float64).T
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= 1000).all() and (left + w <= 1000).all()
+    area = h * w / 1e6
+    assert area.min() > 0.0495 and area.max() < 0.302  # sides are rounded to pixels
+    np.testing.assert_allclose(np.quantile(area, [0.25, 0.5, 0.75]),
+                               [0.1125, 0.175, 0.2375], atol=0.005)
+    log_aspect = np.log(w / h)
+    assert np.abs(log_aspect).max() < np.log(4 / 3) + 0.01
+    np.testing.assert_allclose(np.quantile(log_aspect, [0.25, 0.5, 0.75]),
+                               np.array([-0.5, 0.0, 0.5]) * np.log(4 / 3), atol=0.01)
+    assert abs(np.mean(top / (1000 - h)) - 0.5) < 0.01
+    assert abs(np.mean(left / (1000 - w)) - 0.5) < 0.01

@@ -97,12 +97,13 @@ def random_resized_crops(images, num_crops, size, scale, seed_generator, flip=Tr
     Example: `random_resized_crops(x, 6, 14, (0.08, 0.3), keras.random.SeedGenerator(0))`.
     """
     check_seed_generator("seed_generator", seed_generator)
-    height, width = images.shape[1], images.shape[2]
-    if len(images.shape) != 4 or height is None or width is None:
+    shape = tuple(images.shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
         raise ValueError(
             "`images` must be a batch [batch, height, width, channels] with a known height and "
-            f"width; received images.shape={tuple(images.shape)}."
+            f"width; received images.shape={shape}."
         )
+    height, width = shape[1], shape[2]
     batch = ops.shape(images)[0]
     n = num_crops * batch
     top, left, h, w = ops.unstack(crop_boxes(n, height, width, scale, seed_generator), axis=1)
