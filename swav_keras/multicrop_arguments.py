@@ -88,3 +88,19 @@ def check_multicrop_arguments(
     checked["flip"] = flip
     checked["seed"] = None if seed is None else check_int("seed", seed, minimum=0)
     return checked
+
+
+def colour_arguments(multicrop):
+    """The keyword arguments of the colour distortion of a `MultiCrop` or
+    `MultiCropAugmentation`: the jitter amounts scaled by `jitter_strength`, and the rest."""
+    strength = multicrop.jitter_strength
+    return dict(
+        brightness=multicrop.brightness * strength,
+        contrast=multicrop.contrast * strength,
+        saturation=multicrop.saturation * strength,
+        hue=multicrop.hue * strength,
+        jitter_probability=multicrop.jitter_probability,
+        grayscale_probability=multicrop.grayscale_probability,
+        blur_probability=multicrop.blur_probability,
+        blur_sigma=multicrop.blur_sigma,
+    )

@@ -19,7 +19,11 @@ import keras
 import tensorflow as tf
 
 from swav_keras.data import augment
-from swav_keras.multicrop_arguments import ARGUMENT_NAMES, check_multicrop_arguments
+from swav_keras.multicrop_arguments import (
+    ARGUMENT_NAMES,
+    check_multicrop_arguments,
+    colour_arguments,
+)
 from swav_keras.validation import check_int
 
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -146,21 +150,9 @@ class MultiCrop:
     def distort(self, groups, seed):
         """Colour jitter, grayscale and blur of `crop`'s groups; returns the crops in 0..255."""
         seeds = tf.random.experimental.stateless_split(seed, len(self.num_crops))
-        strength = self.jitter_strength
         crops = []
         for g, x in enumerate(groups):
-            x = augment.colour_distortion(
-                x,
-                seeds[g],
-                brightness=self.brightness * strength,
-                contrast=self.contrast * strength,
-                saturation=self.saturation * strength,
-                hue=self.hue * strength,
-                jitter_probability=self.jitter_probability,
-                grayscale_probability=self.grayscale_probability,
-                blur_probability=self.blur_probability,
-                blur_sigma=self.blur_sigma,
-            )
+            x = augment.colour_distortion(x, seeds[g], **colour_arguments(self))
             size = self.crop_sizes[g]
             x = tf.reshape(x * 255.0, [self.num_crops[g], -1, size, size, x.shape[-1]])
             crops.extend(tf.unstack(x, num=self.num_crops[g], axis=0))

@@ -5,7 +5,11 @@ from keras import ops
 
 from swav_keras.augmentation.colour_distortion import colour_distortion
 from swav_keras.augmentation.resized_crops import random_resized_crops
-from swav_keras.multicrop_arguments import ARGUMENT_NAMES, check_multicrop_arguments
+from swav_keras.multicrop_arguments import (
+    ARGUMENT_NAMES,
+    check_multicrop_arguments,
+    colour_arguments,
+)
 
 
 @keras.saving.register_keras_serializable(package="swav_keras")
@@ -111,7 +115,6 @@ class MultiCropAugmentation(keras.layers.Layer):
                 "`images` must be a batch [batch, height, width, channels] of known height and "
                 f"width with 1 or 3 channels; received images.shape={shape}."
             )
-        strength = self.jitter_strength
         channels = shape[-1]
         crops = []
         for g, (n, size) in enumerate(zip(self.num_crops, self.crop_sizes, strict=True)):
@@ -119,18 +122,7 @@ class MultiCropAugmentation(keras.layers.Layer):
             x = random_resized_crops(images, n, size, scale, self.seed_generator, self.flip)
             batch = ops.shape(x)[1]
             x = ops.reshape(x * (1.0 / 255.0), (n * batch, size, size, channels))
-            x = colour_distortion(
-                x,
-                self.seed_generator,
-                brightness=self.brightness * strength,
-                contrast=self.contrast * strength,
-                saturation=self.saturation * strength,
-                hue=self.hue * strength,
-                jitter_probability=self.jitter_probability,
-                grayscale_probability=self.grayscale_probability,
-                blur_probability=self.blur_probability,
-                blur_sigma=self.blur_sigma,
-            )
+            x = colour_distortion(x, self.seed_generator, **colour_arguments(self))
             x = ops.reshape(x * 255.0, (n, batch, size, size, channels))
             crops.extend(x[v] for v in range(n))
         return tuple(crops)
