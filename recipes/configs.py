@@ -33,6 +33,9 @@ class PretrainConfig:
         (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`,
         `augment_in_model` (make the crops inside the training step with
         `swav_keras.layers.MultiCropAugmentation`; tf.data then only shuffles and batches).
+    After pretraining: `precise_bn_examples` (0: off; N: before `encoder.keras` is written
+        for the last time, its BatchNorm statistics are recomputed on the first N training
+        images, uncropped; see `swav_keras.evaluation.precise_batch_norm`).
     Evaluation done by the main job after pretraining: `knn_k`, `knn_temperature`,
         `linear_epochs`; during pretraining: `knn_monitor_examples` (0: off; N: after every
         epoch, the kNN top-1 of the encoder with the first N training images as memory and
@@ -85,6 +88,8 @@ class PretrainConfig:
     mixed_precision: str = "mixed_float16"
     reinitialize_unused_prototypes: bool = False
     augment_in_model: bool = False
+    # After pretraining.
+    precise_bn_examples: int = 0
     # Evaluation run by the main job.
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -241,6 +246,11 @@ FIELD_ADVICE = {
     "is then read by NumPy, so the recipes run without TensorFlow installed. Other images "
     "must share one size (set `image_size` for ImageNet). On a CPU-only machine it gains "
     "nothing: tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
+    "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "
+    "statistics on the first N plain training images (PreciseBN; 0: off) before writing "
+    "encoder.keras. Training's moving averages mix the crops of both sizes and the colour "
+    "jitter; kNN, the linear probe and users feed plain images. A few thousand images "
+    "suffice; it changes no weight and can be changed when resuming.",
     "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
     "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
     "images per epoch and shows whether longer training still helps.",

@@ -7,7 +7,8 @@ Command (what `scripts/main.sh` runs after setting up the environment):
 It pretrains with `--config=fashion_mnist` (any field can be overridden by a flag, as in
 `recipes/pretrain.py`), then scores three representations of the same images with kNN
 (k=20, cosine; majority and weighted votes) and a linear probe (top-1): the SwAV encoder, the
-same encoder randomly initialised, and raw pixels. It prints a table with the wall time, and
+same encoder randomly initialised (as built, also with `--precise_bn_examples`), and raw
+pixels. It prints a table with the wall time, and
 writes it to `<workdir>/results.json` and `<workdir>/results.md`. Rerunning the same command
 resumes an interrupted pretraining.
 
@@ -98,6 +99,8 @@ def main(argv):
     with backends.active().process_local():  # on this process alone (multi-host JAX)
         keras.utils.set_random_seed(FLAGS.seed)
         random_encoder = build_encoder(config, result["info"])
+        # As built, also with --precise_bn_examples: PreciseBN lowers a random encoder's kNN
+        # (width 16: 78.8% to 64.0%, benchmarks/RESULTS.md), which would flatter SwAV's row.
         rows = evaluate(
             [
                 ("SwAV encoder", result["encoder_path"]),

@@ -29,7 +29,7 @@ details in `benchmarks/RESULTS.md` (the main job, `scripts/main.sh`, runs this r
 The workdir receives:
 - `encoder.keras`: the encoder alone, taking raw pixels (0..255; its normalisation is a layer
   inside it), loadable under any backend with `keras.models.load_model`; rewritten after
-  every epoch;
+  every epoch, and at the end with PreciseBN statistics when `--precise_bn_examples=N`;
 - `backup/`: the training state (weights, optimizer, step counter, queue, every replica's
   share of it) at the last epoch end or every `--backup_every_steps` steps (100); rerunning
   the same command resumes from it, losing at most those steps, and finishes an interrupted
@@ -152,12 +152,14 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     """
     from swav_keras import backends
     from swav_keras.layers import CONV_IMPLEMENTATIONS
+    from swav_keras.validation import check_int
 
     if conv_implementation not in CONV_IMPLEMENTATIONS:
         raise ValueError(
             f"`conv_implementation` must be one of {CONV_IMPLEMENTATIONS}; received "
             f"conv_implementation={conv_implementation!r}."
         )
+    check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.
@@ -300,12 +302,21 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
                          callbacks=fit_callbacks)
         for name, values in rest.history.items():
             history[name] = history.get(name, []) + values
+    elif not history and (epoch or steps_done):
+        # Nothing left to train (a finished run started again): without `fit` no callback
+        # restores the trained weights, and the files below would hold a fresh model's.
+        backup.restore(model)
     if chief:
         # On multi-host JAX, on copies that this process holds (the others have finished).
         local = backends.active().process_local(
             model.encoder, model.projection_head, model.prototypes)
         with local as (encoder, projection_head, prototypes):
-            callbacks.save_encoder(encoder, encoder_path)
+            final = encoder
+            if config.precise_bn_examples:
+                final = _with_precise_batch_norm(
+                    encoder, images if in_memory else images.batch(256),
+                    config.precise_bn_examples, verbose)
+            callbacks.save_encoder(final, encoder_path)
             if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
                 plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
             plot_clusters(encoder, projection_head, prototypes,
@@ -321,6 +332,21 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         "info": info,
         "distribution": spread,
     }
+
+
+def _with_precise_batch_norm(encoder, images, examples, verbose="auto"):
+    """A copy of `encoder` with its BatchNorm statistics recomputed on the first `examples`
+    of `images` (an array, or batches), uncropped; the training model keeps its own."""
+    import keras
+
+    from swav_keras.evaluation import precise_batch_norm
+
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    used = precise_batch_norm(copy, images, num_examples=examples)
+    if verbose:
+        print(f"PreciseBN: BatchNorm statistics recomputed on {used} plain training images.")
+    return copy
 
 
 def _tensorflow_available():

@@ -25,7 +25,8 @@ def prepare_workdir(workdir, config, resume):
         defaults = dataclasses.asdict(type(config)())
         changed = sorted(
             k for k in current
-            if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature")
+            if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature",
+                          "precise_bn_examples")
             and json.loads(json.dumps(current[k])) != saved.get(k, json.loads(json.dumps(
                 defaults[k])))
         )

@@ -125,3 +125,22 @@ def test_unreadable_latest_backup_stops_with_nothing_lost(tmp_path):
         make_model().fit(dataset().skip(4), epochs=3, verbose=0, callbacks=[backup])
     assert "run the same command again" in str(e.value)
     assert MidEpochBackupAndRestore(backup_dir).position() == (1, 0)
+
+
+def test_restore_loads_a_backup_without_fit(tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    trained = resumable_fit(make_model(), backup_dir, epochs=2, every=4)
+    fresh = make_model()
+    fresh.build((None, 3))
+    assert not np.allclose(fresh.get_weights()[0], trained.get_weights()[0])
+    # A finished run started again has nothing to fit: restore() is what loads its weights.
+    assert MidEpochBackupAndRestore(backup_dir).restore(fresh) == (2, 0)
+    for got, want in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert int(keras.ops.convert_to_numpy(fresh.optimizer.iterations)) == 2 * STEPS
+    # Without a backup the model is left as it is.
+    other = make_model()
+    other.build((None, 3))
+    before = other.get_weights()
+    assert MidEpochBackupAndRestore(str(tmp_path / "none")).restore(other) == (0, 0)
+    np.testing.assert_array_equal(other.get_weights()[0], before[0])

@@ -12,6 +12,7 @@ from no_tensorflow import other_backend, run_without_tensorflow
 from step_interrupt import StepInterrupt
 
 from recipes import configs
+from recipes.features import load_split
 from recipes.knn_eval import knn_eval
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -67,6 +68,37 @@ def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.step)) == 2 * steps
     # The queue kept its first epoch: without the restore it would hold 512 embeddings.
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 1024
+
+
+def _moving_mean(encoder, name):
+    return keras.ops.convert_to_numpy(encoder.get_layer(name).moving_mean)
+
+
+def test_precise_bn_examples_writes_statistics_of_plain_training_images(tmp_path):
+    workdir = str(tmp_path / "run")
+    # 128 training images: PreciseBN is asked for 200 and gets the 128 there are.
+    result = pretrain(_config(precise_bn_examples=200), workdir, train_examples=128, verbose=0)
+    trained = result["model"].encoder
+    saved = keras.models.load_model(result["encoder_path"])
+    # The first BatchNorm's input does not depend on any other: its PreciseBN mean is the
+    # mean of the stem conv over the 128 uncropped images.
+    images, _, _ = load_split("fashion_mnist", "train", take=128)
+    stem = keras.Model(saved.inputs, saved.get_layer("conv1_conv").output)
+    expected = keras.ops.convert_to_numpy(stem(images.astype("float32"))).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(_moving_mean(saved, "conv1_bn"), expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(_moving_mean(trained, "conv1_bn"), expected, atol=1e-3)
+    # The training model keeps its own statistics; the field may change on resume: rerunning
+    # the finished run without PreciseBN writes them back.
+    pretrain(_config(precise_bn_examples=0), workdir, train_examples=128, verbose=0)
+    again = keras.models.load_model(result["encoder_path"])
+    for layer in trained.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            np.testing.assert_allclose(_moving_mean(again, layer.name),
+                                       _moving_mean(trained, layer.name), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`precise_bn_examples` must be an integer >= 0; "
+                                         r"received precise_bn_examples=-1"):
+        pretrain(_config(precise_bn_examples=-1), str(tmp_path / "other"), verbose=0)
+    assert not os.path.exists(tmp_path / "other")
 
 
 def test_rerunning_an_interrupted_epoch_runs_only_its_remaining_steps(tmp_path):

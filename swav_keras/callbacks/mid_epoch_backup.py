@@ -67,6 +67,19 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._expected = _read_position(self._training_metadata_path)
         return self._expected
 
+    def restore(self, model):
+        """Loads the backup into the built `model` outside `fit` and returns its position.
+
+        For a run with no step left to train (a finished run started again): `fit` is not
+        called, so nothing else would restore the trained weights before the model is used
+        or saved. Falls back to the previous backup as `fit` does; without a backup the
+        model is left as it is and `(0, 0)` is returned.
+        """
+        self.position()
+        self.set_model(model)
+        self.on_train_begin()
+        return self._current_epoch, self._offset
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)  # restores the weights, falling back to the previous
         restored = _read_position(self._training_metadata_path)

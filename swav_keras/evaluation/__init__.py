@@ -3,6 +3,7 @@
 from swav_keras.evaluation.features import encode, extract_features, pixel_features
 from swav_keras.evaluation.knn import knn_accuracy, knn_classify
 from swav_keras.evaluation.linear_probe import linear_probe, top_k_accuracy
+from swav_keras.evaluation.precise_batch_norm import precise_batch_norm
 
 __all__ = [
     "encode",
@@ -11,5 +12,6 @@ __all__ = [
     "knn_classify",
     "linear_probe",
     "pixel_features",
+    "precise_batch_norm",
     "top_k_accuracy",
 ]

@@ -1,0 +1,73 @@
+r"""What PreciseBN changes in saved encoders: kNN and linear top-1 before and after.
+
+Workload: each given `.keras` encoder (from `recipes/pretrain.py`), scored on the full
+Fashion-MNIST split (60k train / 10k test) as the main job scores it (kNN k=20 cosine,
+majority and weighted T=0.07; linear probe, `--linear_epochs`), first as saved, then after
+`swav_keras.evaluation.precise_batch_norm` on the first `--examples` training images, which is
+what `recipes/pretrain.py --precise_bn_examples=N` does before writing `encoder.keras`. Both
+scores come from the same process, so the difference is PreciseBN's alone (the linear probe
+is seeded, so it starts from the same classifier).
+
+Command (2 CPU cores, about 2-3 minutes per encoder with TensorFlow):
+
+    python -m benchmarks.precise_bn_gain --encoders=runs/a/encoder.keras,runs/b/encoder.keras
+
+Figures are recorded in `benchmarks/RESULTS.md`.
+"""
+
+import platform
+import time
+
+from absl import app, flags
+
+from benchmarks.machine import cpu_name
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("encoders", [], "The .keras encoders to score, comma-separated.")
+flags.DEFINE_integer("examples", 20000, "Training images PreciseBN computes on (the first N).")
+flags.DEFINE_integer("linear_epochs", 30, "Epochs of the linear probe (the main job's 30).")
+flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
+
+
+def _scores(encoder, train, test):
+    from recipes.features import compute_features
+    from swav_keras.evaluation import knn_accuracy, linear_probe
+
+    train_features, test_features = compute_features(encoder, train[0], test[0], verbose=0)
+    knn = knn_accuracy(train_features, train[1], test_features, test[1], k=20,
+                       temperature=0.07)
+    linear = linear_probe(train_features, train[1], test_features, test[1],
+                          epochs=FLAGS.linear_epochs, verbose=0)
+    return knn["majority"], knn["weighted"], linear["top1"]
+
+
+def main(argv):
+    del argv
+    if not FLAGS.encoders:
+        raise app.UsageError("--encoders: give at least one .keras encoder.")
+    import keras
+
+    from recipes.features import load_split
+    from swav_keras.evaluation import precise_batch_norm
+
+    print(f"Workload: PreciseBN on the first {FLAGS.examples} Fashion-MNIST training images; "
+          f"kNN k=20 and a {FLAGS.linear_epochs}-epoch linear probe on 60k/10k.")
+    print(f"Backend {keras.backend.backend()}, keras {keras.__version__}, "
+          f"{cpu_name()} ({platform.machine()}), Python {platform.python_version()}")
+    train = load_split("fashion_mnist", "train", FLAGS.data_dir)[:2]
+    test = load_split("fashion_mnist", "test", FLAGS.data_dir)[:2]
+    print("| encoder | kNN majority | kNN weighted | linear top-1 | PreciseBN time |")
+    print("|---|---|---|---|---|")
+    for path in FLAGS.encoders:
+        encoder = keras.models.load_model(path)
+        before = _scores(encoder, train, test)
+        start = time.perf_counter()
+        precise_batch_norm(encoder, train[0], num_examples=FLAGS.examples)
+        seconds = time.perf_counter() - start
+        after = _scores(encoder, train, test)
+        cells = [f"{b:.2%} -> {a:.2%} ({(a - b) * 100:+.2f})" for b, a in zip(before, after)]
+        print(f"| {path} | {' | '.join(cells)} | {seconds:.1f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
