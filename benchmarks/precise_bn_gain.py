@@ -1,6 +1,7 @@
 r"""What PreciseBN changes in saved encoders: kNN and linear top-1 before and after.
 
-Workload: each given `.keras` encoder (from `recipes/pretrain.py`), scored on the full
+Workload: each given `.keras` encoder (from `recipes/pretrain.py`, or `random:W` for a freshly
+initialised one of width W), scored on the full
 Fashion-MNIST split (60k train / 10k test) as the main job scores it (kNN k=20 cosine,
 majority and weighted T=0.07; linear probe, `--linear_epochs`), first as saved, then after
 `swav_keras.evaluation.precise_batch_norm` on the first `--examples` training images, which is
@@ -23,7 +24,10 @@ from absl import app, flags
 from benchmarks.machine import cpu_name
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("encoders", [], "The .keras encoders to score, comma-separated.")
+flags.DEFINE_list(
+    "encoders", [],
+    "The .keras encoders to score, comma-separated; `random:W` is the recipe's encoder of "
+    "width W freshly initialised (seed 0), the main job's random-init baseline.")
 flags.DEFINE_integer("examples", 20000, "Training images PreciseBN computes on (the first N).")
 flags.DEFINE_integer("linear_epochs", 30, "Epochs of the linear probe (the main job's 30).")
 flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
@@ -47,6 +51,8 @@ def main(argv):
         raise app.UsageError("--encoders: give at least one .keras encoder.")
     import keras
 
+    from recipes import configs
+    from recipes.builders import build_encoder
     from recipes.features import load_split
     from swav_keras.evaluation import precise_batch_norm
 
@@ -54,12 +60,17 @@ def main(argv):
           f"kNN k=20 and a {FLAGS.linear_epochs}-epoch linear probe on 60k/10k.")
     print(f"Backend {keras.backend.backend()}, keras {keras.__version__}, "
           f"{cpu_name()} ({platform.machine()}), Python {platform.python_version()}")
-    train = load_split("fashion_mnist", "train", FLAGS.data_dir)[:2]
+    *train, info = load_split("fashion_mnist", "train", FLAGS.data_dir)
     test = load_split("fashion_mnist", "test", FLAGS.data_dir)[:2]
     print("| encoder | kNN majority | kNN weighted | linear top-1 | PreciseBN time |")
     print("|---|---|---|---|---|")
     for path in FLAGS.encoders:
-        encoder = keras.models.load_model(path)
+        if path.startswith("random:"):
+            keras.utils.set_random_seed(0)
+            config = configs.get_config("fashion_mnist", width=int(path.split(":")[1]))
+            encoder = build_encoder(config, info)
+        else:
+            encoder = keras.models.load_model(path)
         before = _scores(encoder, train, test)
         start = time.perf_counter()
         precise_batch_norm(encoder, train[0], num_examples=FLAGS.examples)
