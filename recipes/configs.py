@@ -249,8 +249,9 @@ FIELD_ADVICE = {
     "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "
     "statistics on the first N plain training images (PreciseBN; 0: off) before writing "
     "encoder.keras. Training's moving averages mix the crops of both sizes and the colour "
-    "jitter; kNN, the linear probe and users feed plain images. A few thousand images "
-    "suffice; it changes no weight and can be changed when resuming.",
+    "jitter; kNN, the linear probe and users feed plain images. It changes no weight and "
+    "can be changed when resuming. On three Fashion-MNIST encoders, 20000 gained 0.1-0.5 "
+    "point of kNN and up to 0.3 of linear (benchmarks/RESULTS.md).",
     "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
     "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
     "images per epoch and shows whether longer training still helps.",
