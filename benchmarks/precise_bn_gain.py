@@ -33,18 +33,6 @@ flags.DEFINE_integer("linear_epochs", 30, "Epochs of the linear probe (the main 
 flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
 
 
-def _scores(encoder, train, test):
-    from recipes.features import compute_features
-    from swav_keras.evaluation import knn_accuracy, linear_probe
-
-    train_features, test_features = compute_features(encoder, train[0], test[0], verbose=0)
-    knn = knn_accuracy(train_features, train[1], test_features, test[1], k=20,
-                       temperature=0.07)
-    linear = linear_probe(train_features, train[1], test_features, test[1],
-                          epochs=FLAGS.linear_epochs, verbose=0)
-    return knn["majority"], knn["weighted"], linear["top1"]
-
-
 def main(argv):
     del argv
     if not FLAGS.encoders:
@@ -53,30 +41,33 @@ def main(argv):
 
     from recipes import configs
     from recipes.builders import build_encoder
-    from recipes.features import load_split
+    from recipes.features import load_split, score
     from swav_keras.evaluation import precise_batch_norm
 
     print(f"Workload: PreciseBN on the first {FLAGS.examples} Fashion-MNIST training images; "
           f"kNN k=20 and a {FLAGS.linear_epochs}-epoch linear probe on 60k/10k.")
     print(f"Backend {keras.backend.backend()}, keras {keras.__version__}, "
           f"{cpu_name()} ({platform.machine()}), Python {platform.python_version()}")
+    # The main job's scoring: kNN k=20, T=0.07 (the config's), the linear probe's epochs.
+    config = configs.get_config("fashion_mnist", linear_epochs=FLAGS.linear_epochs)
     *train, info = load_split("fashion_mnist", "train", FLAGS.data_dir)
     test = load_split("fashion_mnist", "test", FLAGS.data_dir)[:2]
+    columns = ("knn_majority", "knn_weighted", "linear_top1")
     print("| encoder | kNN majority | kNN weighted | linear top-1 | PreciseBN time |")
     print("|---|---|---|---|---|")
     for path in FLAGS.encoders:
         if path.startswith("random:"):
             keras.utils.set_random_seed(0)
-            config = configs.get_config("fashion_mnist", width=int(path.split(":")[1]))
-            encoder = build_encoder(config, info)
+            encoder = build_encoder(config.replace(width=int(path.split(":")[1])), info)
         else:
             encoder = keras.models.load_model(path)
-        before = _scores(encoder, train, test)
+        before = score(encoder, train, test, config, verbose=0)
         start = time.perf_counter()
         precise_batch_norm(encoder, train[0], num_examples=FLAGS.examples)
         seconds = time.perf_counter() - start
-        after = _scores(encoder, train, test)
-        cells = [f"{b:.2%} -> {a:.2%} ({(a - b) * 100:+.2f})" for b, a in zip(before, after)]
+        after = score(encoder, train, test, config, verbose=0)
+        cells = [f"{before[c]:.2%} -> {after[c]:.2%} ({(after[c] - before[c]) * 100:+.2f})"
+                 for c in columns]
         print(f"| {path} | {' | '.join(cells)} | {seconds:.1f} s |", flush=True)
 
 

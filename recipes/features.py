@@ -38,6 +38,23 @@ def compute_features(representation, train_images, test_images, verbose="auto"):
     return train, test
 
 
+def score(representation, train, test, config, verbose="auto"):
+    """kNN (majority and weighted) and linear-probe top-1/top-5 of one representation.
+
+    `train` and `test` are `(images, labels)` of raw pixels; `config` gives `knn_k`,
+    `knn_temperature` and `linear_epochs`. The main job scores each row of its table so.
+    """
+    from swav_keras.evaluation import knn_accuracy, linear_probe
+
+    train_features, test_features = compute_features(representation, train[0], test[0], verbose)
+    knn = knn_accuracy(train_features, train[1], test_features, test[1], k=config.knn_k,
+                       temperature=config.knn_temperature)
+    linear = linear_probe(train_features, train[1], test_features, test[1],
+                          epochs=config.linear_epochs, verbose=verbose)
+    return {"knn_majority": knn["majority"], "knn_weighted": knn["weighted"],
+            "linear_top1": linear["top1"], "linear_top5": linear["top5"]}
+
+
 def knn_monitor(config, data_dir=None):
     """`KNNMonitor` on the first `config.knn_monitor_examples` train and test images."""
     from swav_keras.callbacks import KNNMonitor

@@ -23,34 +23,22 @@ from absl import app, flags
 
 from recipes import pretrain as pretrain_recipe
 from recipes.builders import build_encoder
-from recipes.features import compute_features, load_split
+from recipes.features import load_split, score
 
 FLAGS = flags.FLAGS
 
 
 def evaluate(representations, config, data_dir, verbose="auto"):
     """kNN and linear top-1 of each named representation; returns rows for the table."""
-    from swav_keras.evaluation import knn_accuracy, linear_probe
-
-    train_images, train_labels, _ = load_split(config.dataset, "train", data_dir)
-    test_images, test_labels, _ = load_split(config.dataset, "test", data_dir)
+    train = load_split(config.dataset, "train", data_dir)[:2]
+    test = load_split(config.dataset, "test", data_dir)[:2]
     rows = []
     for name, representation in representations:
         print(f"\n== Evaluating {name}")
         start = time.time()
-        train, test = compute_features(representation, train_images, test_images, verbose)
-        knn = knn_accuracy(train, train_labels, test, test_labels, k=config.knn_k,
-                           temperature=config.knn_temperature)
-        linear = linear_probe(train, train_labels, test, test_labels,
-                              epochs=config.linear_epochs, verbose=verbose)
-        rows.append({
-            "representation": name,
-            "knn_majority": knn["majority"],
-            "knn_weighted": knn["weighted"],
-            "linear_top1": linear["top1"],
-            "linear_top5": linear["top5"],
-            "seconds": time.time() - start,
-        })
+        rows.append({"representation": name, **score(representation, train, test, config,
+                                                       verbose),
+                     "seconds": time.time() - start})
     return rows
 
 

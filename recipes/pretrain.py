@@ -302,9 +302,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
                          callbacks=fit_callbacks)
         for name, values in rest.history.items():
             history[name] = history.get(name, []) + values
-    elif not history and (epoch or steps_done):
+    elif not history:
         # Nothing left to train (a finished run started again): without `fit` no callback
-        # restores the trained weights, and the files below would hold a fresh model's.
+        # restores the trained weights, and the files below would hold a fresh model's
+        # (without a backup, `restore` leaves the model as it is).
         backup.restore(model)
     if chief:
         # On multi-host JAX, on copies that this process holds (the others have finished).

@@ -32,19 +32,27 @@ def _weights(model, name):
             for w in model.get_layer(name).weights]
 
 
-def reference_statistics(model, images, batch_size):
-    """float64 NumPy: each BN normalises by its batch; population statistics pooled exactly."""
+def batch_mode_forward(model, images):
+    """float64 NumPy forward pass, each BN normalising by this batch: `(bn_1 input, bn_2
+    input, output)`."""
     w1, b1 = _weights(model, "dense_1")
     g1, beta1, _, _ = _weights(model, "bn_1")
     w2, b2 = _weights(model, "dense_2")
-    first, second = [], []
-    for start in range(0, len(images), batch_size):
-        x = np.asarray(images[start : start + batch_size], "float64")
-        h = x @ w1 + b1
-        first.append(h)
-        normalised = (h - h.mean(0)) / np.sqrt(h.var(0) + EPSILON) * g1 + beta1
-        second.append(np.maximum(normalised, 0) @ w2 + b2)
-    first, second = np.concatenate(first), np.concatenate(second)
+    g2, beta2, _, _ = _weights(model, "bn_2")
+
+    def normalise(h, gamma, beta):
+        return (h - h.mean(0)) / np.sqrt(h.var(0) + EPSILON) * gamma + beta
+
+    first = np.asarray(images, "float64") @ w1 + b1
+    second = np.maximum(normalise(first, g1, beta1), 0) @ w2 + b2
+    return first, second, normalise(second, g2, beta2)
+
+
+def reference_statistics(model, images, batch_size):
+    """float64 NumPy: each BN normalises by its batch; population statistics pooled exactly."""
+    batches = [batch_mode_forward(model, images[start : start + batch_size])
+               for start in range(0, len(images), batch_size)]
+    first, second = (np.concatenate([batch[i] for batch in batches]) for i in (0, 1))
     return {"bn_1": (first.mean(0), first.var(0)), "bn_2": (second.mean(0), second.var(0))}
 
 
@@ -115,18 +123,8 @@ def test_frozen_nested_encoder_stays_frozen_and_inference_uses_new_statistics():
     # One batch of all the images: inference now equals training-mode output on it.
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(outer(images, training=False)),
-        _batch_mode_output(inner, images), rtol=1e-3, atol=1e-3,
+        batch_mode_forward(inner, images)[2], rtol=1e-3, atol=1e-3,
     )
-
-
-def _batch_mode_output(model, images):
-    w1, b1 = _weights(model, "dense_1")
-    g1, beta1, _, _ = _weights(model, "bn_1")
-    w2, b2 = _weights(model, "dense_2")
-    g2, beta2, _, _ = _weights(model, "bn_2")
-    h = images.astype("float64") @ w1 + b1
-    h = np.maximum((h - h.mean(0)) / np.sqrt(h.var(0) + EPSILON) * g1 + beta1, 0) @ w2 + b2
-    return (h - h.mean(0)) / np.sqrt(h.var(0) + EPSILON) * g2 + beta2
 
 
 def test_failure_restores_everything():
@@ -165,7 +163,8 @@ def test_errors():
     with pytest.raises(TypeError, match=r"`images` must be an array of images or an iterable "
                                         r"of batches; received images of type int"):
         precise_batch_norm(model, 3)
-    with pytest.raises(ValueError, match=r"received an array of shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"`images` must be an array \[N, ...\] with N >= 1; "
+                                         r"received images.shape=\(5,\)"):
         precise_batch_norm(model, np.zeros(5))
     with pytest.raises(ValueError, match=r"`images` holds no image"):
         precise_batch_norm(model, [])

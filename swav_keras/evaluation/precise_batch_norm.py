@@ -5,6 +5,7 @@ import numbers
 import keras
 import numpy as np
 
+from swav_keras.evaluation.features import check_images
 from swav_keras.validation import check_int
 
 
@@ -119,19 +120,15 @@ def precise_batch_norm(encoder, images, batch_size=256, num_examples=None):
 
 def _batches(images, batch_size):
     """Yields float32 NumPy batches of `images` (an array, or an iterable of batches)."""
+    not_images = TypeError(
+        "`images` must be an array of images or an iterable of batches; received images of "
+        f"type {type(images).__name__}."
+    )
     if isinstance(images, (str, bytes, numbers.Number)) or images is None:
-        raise TypeError(
-            "`images` must be an array of images or an iterable of batches; received "
-            f"images of type {type(images).__name__}."
-        )
+        raise not_images
     if hasattr(images, "shape") and hasattr(images, "dtype"):
-        array = keras.ops.convert_to_numpy(images)
-        if array.ndim < 2:
-            raise ValueError(
-                "`images` must be an array of images with a batch axis first; received an "
-                f"array of shape {array.shape}."
-            )
-        for start in range(0, array.shape[0], batch_size):
+        array = check_images("images", images)
+        for start in range(0, len(array), batch_size):
             yield array[start : start + batch_size].astype("float32")
         return
     if isinstance(images, keras.utils.PyDataset):
@@ -140,10 +137,7 @@ def _batches(images, batch_size):
         try:
             batches = iter(images)
         except TypeError:
-            raise TypeError(
-                "`images` must be an array of images or an iterable of batches; received "
-                f"images of type {type(images).__name__}."
-            ) from None
+            raise not_images from None
     for batch in batches:
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
