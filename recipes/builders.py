@@ -7,7 +7,7 @@ def build_encoder(config, info):
 
     shape = (None, None, info.image_shape[-1])
     if config.backbone == "small_resnet":
-        return SmallResNet(config.width, shape, mean=info.mean, std=info.std)
+        return SmallResNet(config.width, shape, mean=info.mean, std=info.std, stages=config.stages)
     if config.backbone == "resnet50":
         return ResNet50(shape, mean=info.mean, std=info.std)
     raise ValueError(

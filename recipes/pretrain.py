@@ -160,6 +160,13 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             f"conv_implementation={conv_implementation!r}."
         )
     check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
+    if not 1 <= check_int("stages", config.stages) <= 4:
+        raise ValueError(f"`stages` must be an integer in 1-4; received stages={config.stages!r}.")
+    if config.stages != 4 and config.backbone != "small_resnet":
+        raise ValueError(
+            "`stages` applies to the small ResNet only; received "
+            f"stages={config.stages!r} with backbone={config.backbone!r}."
+        )
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.

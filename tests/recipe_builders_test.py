@@ -20,7 +20,8 @@ def test_encoder_takes_any_size_with_the_dataset_channels():
     encoder = build_encoder(small(), INFO)
     features = encoder(np.zeros((2, 12, 12, 1), "float32"))
     assert tuple(encoder.inputs[0].shape) == (None, None, None, 1)
-    assert features.shape[0] == 2
+    assert tuple(features.shape) == (2, 32)
+    assert build_encoder(small(stages=3), INFO).output_shape == (None, 16)
     with pytest.raises(ValueError) as info:
         build_encoder(small(backbone="vit"), INFO)
     assert str(info.value) == (

@@ -212,6 +212,19 @@ def test_unknown_config_and_fields():
     assert str(info.value).startswith("Unknown configuration fields ['learning_rate']")
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"stages": 5}, "`stages` must be an integer in 1-4; received stages=5."),
+    ({"backbone": "resnet50", "stages": 3},
+     "`stages` applies to the small ResNet only; received stages=3 with backbone='resnet50'."),
+])
+def test_bad_stages_are_refused_before_anything_is_written(tmp_path, changes, message):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(**changes), workdir, verbose=0)
+    assert str(info.value) == message
+    assert not os.path.exists(workdir)
+
+
 def test_imagenet_configs_carry_the_original_values():
     big = configs.get_config("imagenet_resnet50_800ep")
     assert (big.batch_size, big.base_learning_rate, big.final_learning_rate) == (4096, 4.8, 0.0048)

@@ -37,6 +37,27 @@ def test_fixed_input_size_and_stage_resolutions():
     assert model.get_layer("avg_pool").output.shape == (None, 16)
 
 
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_fewer_stages_equal_the_pooled_output_of_that_stage(stages):
+    keras.utils.set_random_seed(4)
+    full = SmallResNet(width=2, input_shape=(None, None, 1), mean=[72.9], std=[90.0])
+    short = SmallResNet(width=2, input_shape=(None, None, 1), mean=[72.9], std=[90.0],
+                        stages=stages)
+    assert short.output_shape == (None, 2 * 2 ** (stages - 1))
+    kept = [layer.name for layer in short.layers]
+    assert kept == [layer.name for layer in full.layers][: len(kept) - 1] + ["avg_pool"]
+    assert f"conv{stages + 2}_block1_1_conv" not in kept
+    for layer in short.layers:  # the kept stages' weights, by name
+        layer.set_weights(full.get_layer(layer.name).get_weights())
+    images = _images((3, 28, 28, 1), seed=5)
+    cut = keras.Model(full.inputs, full.get_layer(f"conv{stages + 1}_block2_out").output)
+    maps = keras.ops.convert_to_numpy(cut(images, training=False))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(short(images, training=False)), maps.mean(axis=(1, 2)),
+        rtol=1e-5, atol=1e-6,
+    )
+
+
 def _torchvision_resnet18_parameters(width=64, channels=3):
     """torchvision resnet18 without its fc and with a 3x3 stem, counted from layer shapes."""
 
@@ -179,6 +200,9 @@ def test_keras_file_roundtrip(tmp_path):
     [
         ({"width": 0}, ValueError, "`width` must be a positive integer; received width=0."),
         ({"width": 2.5}, TypeError, "`width` must be an integer; received width=2.5."),
+        ({"stages": 0}, ValueError, "`stages` must be an integer in 1-4; received stages=0."),
+        ({"stages": 5}, ValueError, "`stages` must be an integer in 1-4; received stages=5."),
+        ({"stages": 3.0}, TypeError, "`stages` must be an integer; received stages=3.0."),
         (
             {"input_shape": (None, None)},
             ValueError,
