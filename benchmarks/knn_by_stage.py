@@ -26,12 +26,11 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks.machine import cpu_name
+from recipes.features import ENCODER_SPEC_HELP
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list(
-    "encoders", [],
-    "The .keras encoders to score, comma-separated; `random:W` is the recipe's encoder of "
-    "width W freshly initialised (seed 0), the main job's random-init baseline.")
+flags.DEFINE_list("encoders", [],
+                  f"The encoders to score, comma-separated: each {ENCODER_SPEC_HELP}.")
 flags.DEFINE_list("grids", ["1", "2"], "Pooling grids: 1 is global average pooling, G pools "
                   "each stage's map to G x G cells.")
 flags.DEFINE_integer("linear_epochs", 0, "Epochs of each linear probe (the main job's 30); 0 "
@@ -90,8 +89,7 @@ def main(argv):
     import keras
 
     from recipes import configs
-    from recipes.builders import build_encoder
-    from recipes.features import load_split
+    from recipes.features import load_encoder, load_split
     from swav_keras.evaluation import knn_accuracy, linear_probe
 
     probe = f"a {FLAGS.linear_epochs}-epoch linear probe" if FLAGS.linear_epochs else "no probe"
@@ -105,11 +103,7 @@ def main(argv):
     print("| encoder | layer | grid | features | kNN majority | kNN weighted | linear top-1 |")
     print("|---|---|---|---|---|---|---|")
     for path in FLAGS.encoders:
-        if path.startswith("random:"):
-            keras.utils.set_random_seed(0)
-            encoder = build_encoder(config.replace(width=int(path.split(":")[1])), info)
-        else:
-            encoder = keras.models.load_model(path)
+        encoder = load_encoder(path, info)
         train_features = stage_features(encoder, train[0], grids, FLAGS.chunk)
         test_features = stage_features(encoder, test[0], grids, FLAGS.chunk)
         for (name, grid), features in train_features.items():

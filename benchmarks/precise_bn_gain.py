@@ -22,12 +22,11 @@ import time
 from absl import app, flags
 
 from benchmarks.machine import cpu_name
+from recipes.features import ENCODER_SPEC_HELP
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list(
-    "encoders", [],
-    "The .keras encoders to score, comma-separated; `random:W` is the recipe's encoder of "
-    "width W freshly initialised (seed 0), the main job's random-init baseline.")
+flags.DEFINE_list("encoders", [],
+                  f"The encoders to score, comma-separated: each {ENCODER_SPEC_HELP}.")
 flags.DEFINE_integer("examples", 20000, "Training images PreciseBN computes on (the first N).")
 flags.DEFINE_integer("linear_epochs", 30, "Epochs of the linear probe (the main job's 30).")
 flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
@@ -40,8 +39,7 @@ def main(argv):
     import keras
 
     from recipes import configs
-    from recipes.builders import build_encoder
-    from recipes.features import load_split, score
+    from recipes.features import load_encoder, load_split, score
     from swav_keras.evaluation import precise_batch_norm
 
     print(f"Workload: PreciseBN on the first {FLAGS.examples} Fashion-MNIST training images; "
@@ -56,11 +54,7 @@ def main(argv):
     print("| encoder | kNN majority | kNN weighted | linear top-1 | PreciseBN time |")
     print("|---|---|---|---|---|")
     for path in FLAGS.encoders:
-        if path.startswith("random:"):
-            keras.utils.set_random_seed(0)
-            encoder = build_encoder(config.replace(width=int(path.split(":")[1])), info)
-        else:
-            encoder = keras.models.load_model(path)
+        encoder = load_encoder(path, info)
         before = score(encoder, train, test, config, verbose=0)
         start = time.perf_counter()
         precise_batch_norm(encoder, train[0], num_examples=FLAGS.examples)

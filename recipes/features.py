@@ -9,6 +9,26 @@ def load_split(dataset, split, data_dir=None, take=None, image_size=None):
     return load_arrays(dataset, split, data_dir, image_size, take=take)
 
 
+ENCODER_SPEC_HELP = (
+    "a .keras encoder, or `random:W` for the fashion_mnist recipe's encoder of width W freshly "
+    "initialised (seed 0), the main job's random-init baseline"
+)
+
+
+def load_encoder(spec, info):
+    """The encoder `spec` names (see `ENCODER_SPEC_HELP`), for images like `info`'s."""
+    import keras
+
+    from recipes import configs
+    from recipes.builders import build_encoder
+
+    if spec.startswith("random:"):
+        keras.utils.set_random_seed(0)
+        width = int(spec.split(":")[1])
+        return build_encoder(configs.get_config("fashion_mnist", width=width), info)
+    return keras.models.load_model(spec)
+
+
 def compute_features(representation, train_images, test_images, verbose="auto"):
     """Train and test features of `representation`.
 

@@ -12,7 +12,7 @@ from no_tensorflow import other_backend, run_without_tensorflow
 from step_interrupt import StepInterrupt
 
 from recipes import configs
-from recipes.features import load_split
+from recipes.features import load_encoder, load_split
 from recipes.knn_eval import knn_eval
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -223,6 +223,20 @@ def test_bad_stages_are_refused_before_anything_is_written(tmp_path, changes, me
         pretrain(_config(**changes), workdir, verbose=0)
     assert str(info.value) == message
     assert not os.path.exists(workdir)
+
+
+def test_load_encoder_builds_the_random_baseline_or_loads_a_file(tmp_path):
+    info = load_split("fashion_mnist", "train", take=64)[2]
+    first, second = load_encoder("random:4", info), load_encoder("random:4", info)
+    assert first.output_shape == (None, 32)
+    for a, b in zip(first.get_weights(), second.get_weights()):  # seeded: the same baseline
+        np.testing.assert_array_equal(a, b)
+    path = str(tmp_path / "encoder.keras")
+    first.save(path)
+    loaded = load_encoder(path, info)
+    images = np.full((2, 28, 28, 1), 200.0, "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)),
+                               keras.ops.convert_to_numpy(first(images)), rtol=1e-6, atol=1e-6)
 
 
 def test_imagenet_configs_carry_the_original_values():
