@@ -43,10 +43,10 @@ def evaluate(representations, config, data_dir, verbose="auto"):
 
 
 def format_table(rows, config, pretrain_seconds, total_seconds, backend):
+    stages = f" ({config.stages} stages)" if config.stages != 4 else ""
     lines = [
         f"SwAV on {config.dataset}: {config.epochs} epochs, batch {config.batch_size}, "
-        f"{config.backbone} width {config.width}"
-        f"{f' ({config.stages} stages)' if config.stages != 4 else ''}, K={config.num_prototypes}, "
+        f"{config.backbone} width {config.width}{stages}, K={config.num_prototypes}, "
         f"backend {backend}",
         "",
         f"| representation | kNN majority (k={config.knn_k}) | "

@@ -151,6 +151,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     run of a busy workdir raises `RuntimeError` before writing anything.
     """
     from swav_keras import backends
+    from swav_keras.backbones.small_resnet import check_stages
     from swav_keras.layers import CONV_IMPLEMENTATIONS
     from swav_keras.validation import check_int
 
@@ -160,9 +161,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             f"conv_implementation={conv_implementation!r}."
         )
     check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
-    if not 1 <= check_int("stages", config.stages) <= 4:
-        raise ValueError(f"`stages` must be an integer in 1-4; received stages={config.stages!r}.")
-    if config.stages != 4 and config.backbone != "small_resnet":
+    if check_stages(config.stages) != 4 and config.backbone != "small_resnet":
         raise ValueError(
             "`stages` applies to the small ResNet only; received "
             f"stages={config.stages!r} with backbone={config.backbone!r}."

@@ -28,6 +28,14 @@ def check_input_shape(input_shape):
     return tuple(None if dim is None else int(dim) for dim in shape)
 
 
+def check_stages(stages):
+    """Returns `stages` as an int in 1-4 (how many stages of the small ResNet to keep)."""
+    stages = check_int("stages", stages)
+    if not 1 <= stages <= 4:
+        raise ValueError(f"`stages` must be an integer in 1-4; received stages={stages!r}.")
+    return stages
+
+
 def input_normalization(mean, std, channels):
     """Returns a `Normalization` layer for per-channel `mean` and `std`, or `None` without them.
 
@@ -183,9 +191,7 @@ def SmallResNet(
         Assignments", NeurIPS 2020.
     """
     width = check_int("width", width, minimum=1)
-    stages = check_int("stages", stages)
-    if not 1 <= stages <= 4:
-        raise ValueError(f"`stages` must be an integer in 1-4; received stages={stages!r}.")
+    stages = check_stages(stages)
     input_shape = check_input_shape(input_shape)
     normalization = input_normalization(mean, std, input_shape[-1])
     inputs = keras.Input(input_shape, name="input")
