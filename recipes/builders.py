@@ -77,6 +77,7 @@ def build_model(config, encoder, steps_per_epoch, distribution=None, augmentatio
         encoder,
         projection_dim=config.projection_dim,
         hidden_dim=config.hidden_dim,
+        hidden_layers=config.hidden_layers,
         num_prototypes=config.num_prototypes,
         temperature=config.temperature,
         epsilon=config.epsilon,

@@ -23,9 +23,9 @@ class PretrainConfig:
         `brightness`, `contrast`, `saturation`, `hue`, `jitter_probability`,
         `grayscale_probability`, `blur_probability`, `flip`.
     Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width` and
-        `stages` (small ResNet only), `projection_dim`, `hidden_dim`, `num_prototypes`,
-        `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`, `queue_length`,
-        `queue_start_epoch`, `freeze_prototypes_steps`.
+        `stages` (small ResNet only), `projection_dim`, `hidden_dim`, `hidden_layers`,
+        `num_prototypes`, `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`,
+        `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
     Optimisation: `optimizer` (`"lars"`, `"sgd"` or `"adamw"`), `base_learning_rate`,
         `final_learning_rate`, `warmup_epochs`, `warmup_start_learning_rate`, `weight_decay`,
         `momentum`, `epochs`, `batch_size` (global, over all replicas).
@@ -66,6 +66,7 @@ class PretrainConfig:
     stages: int = 4
     projection_dim: int = 128
     hidden_dim: int = 2048
+    hidden_layers: int = 1
     num_prototypes: int = 3000
     temperature: float = 0.1
     epsilon: float = 0.05

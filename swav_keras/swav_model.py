@@ -67,6 +67,9 @@ class SwAV(MultiWorkerFit, keras.Model):
             batches of raw images `[B, H, W, C]` (e.g. `swav_keras.data.ImageBatches`) and
             the crops are made inside the training step, on the accelerator and without
             tf.data. Defaults to `None`: `fit` takes the crops.
+        hidden_layers: positive int, the projection head's number of hidden
+            `Linear -> BatchNorm -> ReLU` blocks (see `swav_keras.layers.ProjectionHead`); 1 is
+            the original's head. Defaults to `1`.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -99,6 +102,7 @@ class SwAV(MultiWorkerFit, keras.Model):
         freeze_prototypes_steps=0,
         sync_batchnorm=False,
         augmentation=None,
+        hidden_layers=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -110,6 +114,7 @@ class SwAV(MultiWorkerFit, keras.Model):
         self.encoder = encoder
         self.projection_dim = check_int("projection_dim", projection_dim, minimum=1)
         self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=0)
+        self.hidden_layers = check_int("hidden_layers", hidden_layers, minimum=1)
         self.num_prototypes = check_int("num_prototypes", num_prototypes, minimum=1)
         self.temperature = check_float("temperature", temperature, positive=True)
         self.epsilon = check_float("epsilon", epsilon, positive=True)
@@ -146,6 +151,7 @@ class SwAV(MultiWorkerFit, keras.Model):
             hidden_dim,
             projection_dim,
             sync_batchnorm=sync_batchnorm,
+            hidden_layers=hidden_layers,
             dtype="float32",
             name="projection_head",
         )
@@ -332,6 +338,7 @@ class SwAV(MultiWorkerFit, keras.Model):
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "projection_dim": self.projection_dim,
                 "hidden_dim": self.hidden_dim,
+                "hidden_layers": self.hidden_layers,
                 "num_prototypes": self.num_prototypes,
                 "temperature": self.temperature,
                 "epsilon": self.epsilon,

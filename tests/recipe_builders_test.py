@@ -55,9 +55,10 @@ def test_bad_optimizer_is_refused():
 
 def test_model_counts_the_queue_start_in_steps():
     config = small(batch_size=8, queue_length=16, queue_start_epoch=3,
-                   freeze_prototypes_steps=7, num_prototypes=12)
+                   freeze_prototypes_steps=7, num_prototypes=12, hidden_layers=2)
     model = build_model(config, build_encoder(config, INFO), steps_per_epoch=5)
     assert model.queue_start_step == 15
+    assert model.projection_head.hidden_layers == 2
     assert model.queue_length == 16
     assert model.freeze_prototypes_steps == 7
     assert model.num_prototypes == 12

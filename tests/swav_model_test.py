@@ -179,18 +179,19 @@ def test_non_finite_input_fails_fast_with_step():
 def test_get_config_round_trip_and_saving(tmp_path):
     model = make_model(queue_length=16, freeze_prototypes_steps=5, crops_for_assign=(1,),
                        temperature=0.2, epsilon=0.03, sinkhorn_iterations=4,
-                       sync_batchnorm=True)
+                       sync_batchnorm=True, hidden_layers=2)
     crops = random_crops()
     model(crops, training=False)
     config = model.get_config()
     for key, value in dict(projection_dim=8, hidden_dim=16, num_prototypes=12, queue_length=16,
                            queue_start_step=0, freeze_prototypes_steps=5, crops_for_assign=[1],
                            temperature=0.2, epsilon=0.03, sinkhorn_iterations=4,
-                           sync_batchnorm=True).items():
+                           sync_batchnorm=True, hidden_layers=2).items():
         assert config[key] == value, key
     clone = SwAV.from_config(config)
     assert clone.get_config()["num_prototypes"] == 12
     assert type(clone.projection_head.batchnorm).__name__ == "SyncBatchNormalization"
+    assert clone.projection_head.hidden_layers == 2
     path = str(tmp_path / "swav.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -242,6 +243,11 @@ def test_mixed_precision_trains_with_float32_scores(policy):
          "`queue_length` must be an integer >= 0; received queue_length=-8."),
         ({"projection_dim": 1.5}, TypeError,
          "`projection_dim` must be an integer; received projection_dim=1.5."),
+        ({"hidden_layers": 0}, ValueError,
+         "`hidden_layers` must be a positive integer; received hidden_layers=0."),
+        ({"hidden_dim": 0, "hidden_layers": 2}, ValueError,
+         "`hidden_layers` must be 1 when `hidden_dim=0` (a linear head has no hidden block); "
+         "received hidden_layers=2."),
     ],
 )
 def test_constructor_errors(kwargs, error, message):

@@ -1,4 +1,4 @@
-"""SwAV's projection head: Linear -> BatchNorm -> ReLU -> Linear."""
+"""SwAV's projection head: (Linear -> BatchNorm -> ReLU) x hidden_layers -> Linear."""
 
 import keras
 
@@ -15,15 +15,24 @@ class ProjectionHead(keras.layers.Layer):
     are L2-normalised afterwards (see `L2Normalize`). BatchNorm uses PyTorch's defaults
     (momentum 0.1 in PyTorch terms, i.e. `momentum=0.9` here, `epsilon=1e-5`).
 
+    `hidden_layers` stacks more `Linear(hidden) -> BatchNorm -> ReLU` blocks before the output
+    layer (SimCLR v2 and DINO use deeper heads): the deeper the head, the more of the pretext
+    task it can absorb, so that the encoder's last stage keeps more of what a downstream task
+    needs. The first block's layers keep the names `hidden`, `batchnorm` and `relu` whatever the
+    depth, the next ones are `hidden_2`, `batchnorm_2`, `relu_2`, ...; a one-block head loads
+    the weights it saved before this argument existed.
+
     Args:
-        hidden_dim: int >= 0, width of the hidden layer; 0 gives a linear head.
+        hidden_dim: int >= 0, width of the hidden layers; 0 gives a linear head.
             Defaults to `2048`.
         output_dim: positive int, the embedding dimension. Defaults to `128`.
-        batchnorm_momentum: float in [0, 1), Keras momentum of the hidden BatchNorm.
+        batchnorm_momentum: float in [0, 1), Keras momentum of the hidden BatchNorms.
             Defaults to `0.9`.
         batchnorm_epsilon: positive float. Defaults to `1e-5`.
         sync_batchnorm: bool, use `SyncBatchNormalization` (statistics over the global batch
             when training on several replicas). Defaults to `False`.
+        hidden_layers: positive int, the number of hidden blocks when `hidden_dim > 0`
+            (it must stay 1 with `hidden_dim=0`). Defaults to `1`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -32,10 +41,14 @@ class ProjectionHead(keras.layers.Layer):
     >>> head = ProjectionHead(hidden_dim=32, output_dim=8)
     >>> head(np.zeros((4, 16), "float32")).shape
     (4, 8)
+    >>> deeper = ProjectionHead(hidden_dim=32, output_dim=8, hidden_layers=3)
+    >>> deeper(np.zeros((4, 16), "float32")).shape
+    (4, 8)
 
     Reference:
         Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
-        Assignments", NeurIPS 2020.
+        Assignments", NeurIPS 2020. Deeper heads: Chen et al., "Big Self-Supervised Models
+        are Strong Semi-Supervised Learners", NeurIPS 2020 (SimCLR v2).
     """
 
     def __init__(
@@ -45,10 +58,17 @@ class ProjectionHead(keras.layers.Layer):
         batchnorm_momentum=0.9,
         batchnorm_epsilon=1e-5,
         sync_batchnorm=False,
+        hidden_layers=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=0)
+        self.hidden_layers = check_int("hidden_layers", hidden_layers, minimum=1)
+        if not self.hidden_dim and self.hidden_layers != 1:
+            raise ValueError(
+                "`hidden_layers` must be 1 when `hidden_dim=0` (a linear head has no hidden "
+                f"block); received hidden_layers={hidden_layers!r}."
+            )
         self.output_dim = check_int("output_dim", output_dim, minimum=1)
         self.batchnorm_momentum = check_float(
             "batchnorm_momentum", batchnorm_momentum, minimum=0.0, maximum=1.0
@@ -60,38 +80,50 @@ class ProjectionHead(keras.layers.Layer):
             )
         self.sync_batchnorm = sync_batchnorm
         self.hidden = None
+        # Blocks 2, 3, ... as a flat list [Dense, BatchNorm, ReLU, Dense, ...]; block 1 keeps
+        # its attributes (and so its place in saved weights).
+        self.deeper_layers = []
         if self.hidden_dim:
-            self.hidden = keras.layers.Dense(
-                self.hidden_dim, dtype=self.dtype_policy, name="hidden"
-            )
-            batchnorm = keras.layers.BatchNormalization
-            if sync_batchnorm:
-                batchnorm = SyncBatchNormalization
-            self.batchnorm = batchnorm(
-                momentum=self.batchnorm_momentum,
-                epsilon=self.batchnorm_epsilon,
-                dtype=self.dtype_policy,
-                name="batchnorm",
-            )
-            self.activation = keras.layers.ReLU(dtype=self.dtype_policy, name="relu")
+            self.hidden, self.batchnorm, self.activation = self._block("")
+            for index in range(2, self.hidden_layers + 1):
+                self.deeper_layers.extend(self._block(f"_{index}"))
         self.output_layer = keras.layers.Dense(
             self.output_dim, dtype=self.dtype_policy, name="output"
         )
 
+    def _block(self, suffix):
+        batchnorm = SyncBatchNormalization if self.sync_batchnorm else (
+            keras.layers.BatchNormalization)
+        return (
+            keras.layers.Dense(self.hidden_dim, dtype=self.dtype_policy, name="hidden" + suffix),
+            batchnorm(
+                momentum=self.batchnorm_momentum,
+                epsilon=self.batchnorm_epsilon,
+                dtype=self.dtype_policy,
+                name="batchnorm" + suffix,
+            ),
+            keras.layers.ReLU(dtype=self.dtype_policy, name="relu" + suffix),
+        )
+
+    def _blocks(self):
+        if self.hidden is None:
+            return []
+        blocks = [(self.hidden, self.batchnorm, self.activation)]
+        layers = self.deeper_layers
+        return blocks + [tuple(layers[i:i + 3]) for i in range(0, len(layers), 3)]
+
     def build(self, input_shape):
         shape = tuple(input_shape)
-        if self.hidden is not None:
-            self.hidden.build(shape)
+        for dense, batchnorm, _ in self._blocks():
+            dense.build(shape)
             shape = shape[:-1] + (self.hidden_dim,)
-            self.batchnorm.build(shape)
+            batchnorm.build(shape)
         self.output_layer.build(shape)
 
     def call(self, inputs, training=None):
         x = inputs
-        if self.hidden is not None:
-            x = self.hidden(x)
-            x = self.batchnorm(x, training=training)
-            x = self.activation(x)
+        for dense, batchnorm, activation in self._blocks():
+            x = activation(batchnorm(dense(x), training=training))
         return self.output_layer(x)
 
     def compute_output_shape(self, input_shape):
@@ -106,6 +138,7 @@ class ProjectionHead(keras.layers.Layer):
                 "batchnorm_momentum": self.batchnorm_momentum,
                 "batchnorm_epsilon": self.batchnorm_epsilon,
                 "sync_batchnorm": self.sync_batchnorm,
+                "hidden_layers": self.hidden_layers,
             }
         )
         return config
