@@ -44,9 +44,11 @@ def evaluate(representations, config, data_dir, verbose="auto"):
 
 def format_table(rows, config, pretrain_seconds, total_seconds, backend):
     stages = f" ({config.stages} stages)" if config.stages != 4 else ""
+    head = f", {config.hidden_layers} hidden layers in the head" if (
+        config.hidden_layers != 1) else ""
     lines = [
         f"SwAV on {config.dataset}: {config.epochs} epochs, batch {config.batch_size}, "
-        f"{config.backbone} width {config.width}{stages}, K={config.num_prototypes}, "
+        f"{config.backbone} width {config.width}{stages}{head}, K={config.num_prototypes}, "
         f"backend {backend}",
         "",
         f"| representation | kNN majority (k={config.knn_k}) | "

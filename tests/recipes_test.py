@@ -14,6 +14,7 @@ from step_interrupt import StepInterrupt
 from recipes import configs
 from recipes.features import load_encoder, load_split
 from recipes.knn_eval import knn_eval
+from recipes.main import format_table
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
 from swav_keras.layers import Im2colConv2D
@@ -161,6 +162,7 @@ def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
     out = run_without_tensorflow(f"""
         from recipes_test import _config
         from recipes.knn_eval import knn_eval
+from recipes.main import format_table
         from recipes.pretrain import pretrain
         result = pretrain(_config(augment_in_model=True), {str(tmp_path / "run")!r},
                           train_examples=512, seed=1, verbose=1)
@@ -311,3 +313,18 @@ def test_a_run_from_before_a_new_config_field_resumes_at_its_default(tmp_path):
     prepare_workdir(workdir, _config(), resume=True)  # the default: the same run
     with pytest.raises(ValueError, match=r"fields \['knn_monitor_examples'\] differ"):
         prepare_workdir(workdir, _config(knn_monitor_examples=10), resume=True)
+
+
+def test_main_table_names_the_layout_when_it_is_not_the_default():
+    rows = [{"representation": "SwAV encoder", "knn_majority": 0.8612, "knn_weighted": 0.8634,
+             "linear_top1": 0.885}]
+    config = configs.get_config("fashion_mnist")
+    table = format_table(rows, config, 60.0, 90.0, "jax").splitlines()
+    assert table[0] == ("SwAV on fashion_mnist: 10 epochs, batch 128, small_resnet width 16, "
+                        "K=128, backend jax")
+    assert table[-3] == "| SwAV encoder | 86.12% | 86.34% | 88.50% |"
+    assert table[-1] == "wall time: pretraining 1.0 min, total 1.5 min"
+    deeper = format_table(rows, config.replace(stages=3, hidden_layers=2), 60.0, 90.0, "jax")
+    assert deeper.splitlines()[0] == (
+        "SwAV on fashion_mnist: 10 epochs, batch 128, small_resnet width 16 (3 stages), 2 "
+        "hidden layers in the head, K=128, backend jax")
