@@ -16,11 +16,12 @@ class ProjectionHead(keras.layers.Layer):
     (momentum 0.1 in PyTorch terms, i.e. `momentum=0.9` here, `epsilon=1e-5`).
 
     `hidden_layers` stacks more `Linear(hidden) -> BatchNorm -> ReLU` blocks before the output
-    layer (SimCLR v2 and DINO use deeper heads): the deeper the head, the more of the pretext
-    task it can absorb, so that the encoder's last stage keeps more of what a downstream task
-    needs. The first block's layers keep the names `hidden`, `batchnorm` and `relu` whatever the
-    depth, the next ones are `hidden_2`, `batchnorm_2`, `relu_2`, ...; a one-block head loads
-    the weights it saved before this argument existed.
+    layer, as SimCLR v2 and DINO do, so that the head rather than the encoder's last stage
+    absorbs more of the pretext task. Whether it pays depends on the data and budget: on
+    Fashion-MNIST at 10 epochs two blocks scored lower than one (`benchmarks/RESULTS.md`). The
+    first block's layers keep the names `hidden`, `batchnorm` and `relu` whatever the depth,
+    the next ones are `hidden_2`, `batchnorm_2`, `relu_2`, ...; a one-block head loads the
+    weights it saved before this argument existed.
 
     Args:
         hidden_dim: int >= 0, width of the hidden layers; 0 gives a linear head.
