@@ -162,7 +162,6 @@ def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
     out = run_without_tensorflow(f"""
         from recipes_test import _config
         from recipes.knn_eval import knn_eval
-from recipes.main import format_table
         from recipes.pretrain import pretrain
         result = pretrain(_config(augment_in_model=True), {str(tmp_path / "run")!r},
                           train_examples=512, seed=1, verbose=1)
