@@ -29,7 +29,8 @@ def load_encoder(spec, info):
     return keras.models.load_model(spec)
 
 
-def compute_features(representation, train_images, test_images, verbose="auto"):
+def compute_features(representation, train_images, test_images, verbose="auto",
+                     global_pooling=True):
     """Train and test features of `representation`.
 
     Args:
@@ -38,12 +39,19 @@ def compute_features(representation, train_images, test_images, verbose="auto"):
         train_images: `[N, H, W, C]` raw pixels.
         test_images: `[M, H, W, C]` raw pixels.
         verbose: progress bars of `predict`. Defaults to `"auto"`.
+        global_pooling: the encoder's own output; `False` pools its last feature map 2x2
+            instead (`swav_keras.evaluation.corner_pooled_encoder`). Defaults to `True`.
     """
     import keras
 
-    from swav_keras.evaluation import extract_features, pixel_features
+    from swav_keras.evaluation import corner_pooled_encoder, extract_features, pixel_features
 
     if isinstance(representation, str) and representation == "pixels":
+        if not global_pooling:
+            raise ValueError(
+                "`global_pooling=False` pools an encoder's last feature map; raw pixels have "
+                "none: received encoder='pixels'."
+            )
         return pixel_features(train_images)[0], pixel_features(test_images)[0]
     encoder = representation
     if isinstance(representation, str):
@@ -53,6 +61,8 @@ def compute_features(representation, train_images, test_images, verbose="auto"):
                 f"received encoder={representation!r}."
             )
         encoder = keras.models.load_model(representation)
+    if not global_pooling:
+        encoder = corner_pooled_encoder(encoder)
     train, _ = extract_features(encoder, train_images, verbose=verbose)
     test, _ = extract_features(encoder, test_images, verbose=verbose)
     return train, test

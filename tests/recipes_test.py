@@ -14,6 +14,7 @@ from step_interrupt import StepInterrupt
 from recipes import configs
 from recipes.features import load_encoder, load_split
 from recipes.knn_eval import knn_eval
+from recipes.linear_eval import linear_eval
 from recipes.main import format_table
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -238,6 +239,20 @@ def test_load_encoder_builds_the_random_baseline_or_loads_a_file(tmp_path):
     images = np.full((2, 28, 28, 1), 200.0, "float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)),
                                keras.ops.convert_to_numpy(first(images)), rtol=1e-6, atol=1e-6)
+
+
+def test_linear_eval_without_global_pooling_trains_on_the_last_map_pooled_2x2(tmp_path):
+    info = load_split("fashion_mnist", "train", take=64)[2]
+    path = str(tmp_path / "encoder.keras")
+    load_encoder("random:4", info).save(path)
+    pooled = linear_eval(path, train_examples=1000, epochs=2, verbose=0, global_pooling=False)
+    assert 0.3 < pooled["top1"] <= pooled["top5"] <= 1.0  # 10 classes: chance is 0.1
+    with pytest.raises(ValueError) as error:
+        linear_eval("pixels", train_examples=100, epochs=1, verbose=0, global_pooling=False)
+    assert str(error.value) == (
+        "`global_pooling=False` pools an encoder's last feature map; raw pixels have none: "
+        "received encoder='pixels'."
+    )
 
 
 def test_imagenet_configs_carry_the_original_values():
