@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from swav_keras.evaluation.features import check_encoder
+
 
 @keras.saving.register_keras_serializable(package="swav_keras")
 class CornerAveragePooling2D(keras.layers.Layer):
@@ -88,17 +90,12 @@ def corner_pooled_encoder(encoder):
     features, labels = extract_features(corner_pooled_encoder(encoder), (images, labels))
     ```
     """
-    if not isinstance(encoder, keras.Model):
-        raise TypeError(
-            f"`encoder` must be a keras.Model; received encoder of type {type(encoder).__name__}."
-        )
+    check_encoder(encoder)
     last = encoder.layers[-1] if encoder.layers else None
-    if not isinstance(last, keras.layers.GlobalAveragePooling2D) or (
-        last.data_format != "channels_last"
-    ):
-        what = f"{type(last).__name__} {last.name!r}" if last is not None else "no layer"
-        if isinstance(last, keras.layers.GlobalAveragePooling2D):
-            what += " (channels_first)"
+    pools = isinstance(last, keras.layers.GlobalAveragePooling2D)
+    if not pools or last.data_format != "channels_last":
+        what = "no layer" if last is None else f"{type(last).__name__} {last.name!r}"
+        what += " (channels_first)" if pools else ""
         raise ValueError(
             "`encoder` must end in a channels-last GlobalAveragePooling2D layer, whose input "
             f"map is pooled 2x2 instead; received an encoder whose last layer is {what}."

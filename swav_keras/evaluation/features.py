@@ -44,10 +44,7 @@ def extract_features(encoder, data, batch_size=256, verbose="auto"):
     train_x, train_y = extract_features(encoder, (train_images, train_labels))
     ```
     """
-    if not isinstance(encoder, keras.Model):
-        raise TypeError(
-            f"`encoder` must be a keras.Model; received encoder of type {type(encoder).__name__}."
-        )
+    check_encoder(encoder)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     verbose = check_verbose(verbose)
     if _is_dataset(data):
@@ -134,6 +131,15 @@ def pixel_features(data):
 
 
 # --------------------------------------------------------------------------- shared checks
+
+
+def check_encoder(encoder):
+    """Returns `encoder` if it is a `keras.Model`; a TypeError naming its type otherwise."""
+    if not isinstance(encoder, keras.Model):
+        raise TypeError(
+            f"`encoder` must be a keras.Model; received encoder of type {type(encoder).__name__}."
+        )
+    return encoder
 
 
 def check_images(name, value):
