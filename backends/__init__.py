@@ -24,6 +24,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
 - `prefers_im2col_conv()`: whether stride-1 convolutions run faster as `Im2colConv2D` on the
   device in use (JAX on CPU).
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
+- `replica_index()`: this replica's index where the replicas of one process hold identical
+  copies of the variables (`tf.distribute`), for per-replica random draws; 0 elsewhere.
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.
 

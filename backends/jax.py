@@ -106,6 +106,15 @@ def num_replicas():
     return 1
 
 
+def replica_index():
+    """0: one logical replica (see `num_replicas`).
+
+    A `DataParallel` step computes global arrays, so one random draw covers the whole batch;
+    the processes of a multi-process run seed their layers apart themselves.
+    """
+    return 0
+
+
 def gradient_scale():
     """Gradients of the global loss are already global: no scaling."""
     return 1.0

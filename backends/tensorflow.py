@@ -135,6 +135,17 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def replica_index():
+    """This replica's index among the replicas in sync (0 outside a replica function).
+
+    Inside `strategy.run` (what `model.fit` runs under a strategy) the replicas of one
+    process hold identical copies of every variable, a `SeedGenerator`'s state included:
+    random layers add this index to their seeds so that replicas draw different numbers.
+    """
+    context = _replica_context()
+    return 0 if context is None else context.replica_id_in_sync_group
+
+
 def gradient_scale():
     """Keras's TF trainer sums gradients across replicas: scale each replica's loss by 1/R."""
     context = tf.distribute.get_replica_context()

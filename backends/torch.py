@@ -125,6 +125,11 @@ def num_replicas():
     return _world_size()
 
 
+def replica_index():
+    """0: each torch.distributed process is one replica and seeds its own layers."""
+    return 0
+
+
 def gradient_scale():
     """Each process's gradient is averaged by `synchronize_gradients`: no scaling."""
     return 1.0

@@ -230,7 +230,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         )
     augmentation = None
     # Processes draw different crops of their shares; the replicas of one tf.distribute
-    # process share the layer's generator, so they draw the same boxes for different images.
+    # process share the layer's generator and move its seeds by their replica index.
     layer_seed = seed + spread.process_index
     if in_memory:
         dataset = None  # `ImageBatches` per fit below, at the epoch (and batch) it starts from

@@ -1,11 +1,16 @@
 """Tests of `MultiCropAugmentation` and of SwAV trained with it, on the active backend."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 from no_tensorflow import other_backend, run_without_tensorflow
 
 import swav_keras
+from swav_keras import backends
 from swav_keras.backbones import SmallResNet
 from swav_keras.data import ImageBatches, MultiCrop
 from swav_keras.layers import MultiCropAugmentation
@@ -45,6 +50,59 @@ def test_seed_gives_the_same_sequence_and_calls_differ():
     assert not np.array_equal(a[0], later[0])  # the generator advances
     other = crops_of(MultiCropAugmentation(**SMALL, seed=8), x)
     assert not np.array_equal(a[0], other[0])
+
+
+def test_each_replica_draws_its_own_crops(monkeypatch):
+    """Replicas holding identical generator states draw different crops, each reproducibly."""
+    x = images()
+    first = MultiCropAugmentation(**SMALL, seed=7)
+    plain = crops_of(first, x)
+    monkeypatch.setattr(backends.active(), "replica_index", lambda: 1)
+    layers = [MultiCropAugmentation(**SMALL, seed=7) for _ in range(2)]
+    second = [crops_of(layer, x) for layer in layers]
+    for u, v, p in zip(*second, plain, strict=True):
+        np.testing.assert_array_equal(u, v)  # replica 1 is reproducible too
+        assert u.shape == p.shape and not np.array_equal(u, p)
+    # The view advances the layer's own state as replica 0 does and adds no variable.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layers[0].seed_generator.state),
+                                  keras.ops.convert_to_numpy(first.seed_generator.state))
+    assert len(layers[0].variables) == 1
+
+
+# Crops of the same 4 images on each of 2 replicas of a MirroredStrategy, and on one device.
+_MIRRORED_CROPS = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from swav_keras.layers import MultiCropAugmentation
+arguments = dict(num_crops=(2,), crop_sizes=(12,), min_scales=(0.1,), max_scales=(1.0,), seed=3)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    layer = MultiCropAugmentation(**arguments)
+x = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 1)).astype("uint8")
+batches = strategy.experimental_distribute_dataset(
+    tf.data.Dataset.from_tensor_slices(np.concatenate([x, x])).batch(8))
+step = tf.function(lambda b: strategy.run(lambda images: layer(images)[0], args=(b,)))
+replicas = [v.numpy() for v in strategy.experimental_local_results(step(next(iter(batches))))]
+np.savez(sys.argv[1], replica_0=replicas[0], replica_1=replicas[1],
+         one_device=MultiCropAugmentation(**arguments)(x)[0].numpy())
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute replicas")
+def test_mirrored_replicas_draw_different_crops(tmp_path):
+    """Under MirroredStrategy, replica 1 crops its images apart; replica 0 as one device does."""
+    out = tmp_path / "crops.npz"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    run = subprocess.run([sys.executable, "-c", "import sys\n" + _MIRRORED_CROPS, str(out)],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    crops = np.load(out)
+    # Up to float32 rounding: the replicas run a traced function, the one device eagerly.
+    np.testing.assert_allclose(crops["replica_0"], crops["one_device"], rtol=1e-5, atol=1e-3)
+    # The same images, new boxes: pixels move by tens of grey levels, not by rounding.
+    assert np.abs(crops["replica_1"] - crops["replica_0"]).max() > 10.0
 
 
 def test_each_crop_of_each_image_is_drawn_independently():

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from swav_keras import backends
 from swav_keras.augmentation.colour_distortion import colour_distortion
 from swav_keras.augmentation.resized_crops import random_resized_crops
 from swav_keras.multicrop_arguments import (
@@ -10,6 +11,37 @@ from swav_keras.multicrop_arguments import (
     check_multicrop_arguments,
     colour_arguments,
 )
+
+# Replica r draws with r * _REPLICA_STRIDE added to the key half of each seed: replicas never
+# share a key, and two layers' streams meet only if their seeds differ by a multiple of it.
+_REPLICA_STRIDE = 65537
+
+
+class _ReplicaSeeds(keras.random.SeedGenerator):
+    """A layer's `SeedGenerator` as one replica sees it: the same state, its own keys.
+
+    `keras.random` draws from a `SeedGenerator` by calling `next()`. Under `tf.distribute`
+    every replica advances its own identical copy of the state, so the replicas would draw the
+    same numbers (the same crop boxes for different images). This view moves each seed's key by
+    the replica's index. It creates no variable: `state` is the generator's own.
+    """
+
+    def __init__(self, generator, replica):  # no super().__init__(): no state of its own
+        self.name, self.backend, self.state = generator.name, generator.backend, generator.state
+        self.generator, self.replica = generator, replica
+
+    def next(self, ordered=True):
+        seed = self.generator.next(ordered)
+        key = ops.cast(self.replica, seed.dtype) * _REPLICA_STRIDE
+        return seed + ops.stack([key, ops.zeros_like(key)])
+
+
+def _seeds_of_this_replica(generator):
+    """`generator` on replica 0 (one device, JAX, torch); a `_ReplicaSeeds` view elsewhere."""
+    replica = backends.active().replica_index()
+    if isinstance(replica, int) and replica == 0:
+        return generator
+    return _ReplicaSeeds(generator, replica)
 
 
 @keras.saving.register_keras_serializable(package="swav_keras")
@@ -27,9 +59,11 @@ class MultiCropAugmentation(keras.layers.Layer):
 
     The layer is random whatever `training` says (the views are SwAV's input, at evaluation
     too), draws from its own `keras.random.SeedGenerator`, and computes in float32 under any
-    dtype policy. Input: `[B, H, W, C]` raw pixels (uint8, or float in 0..255), C = 1 or 3, one
-    size per batch. Output: a tuple of `sum(num_crops)` float32 `[B, s, s, C]` in 0..255,
-    high-resolution groups first. Deviations from the original: bilinear resize without
+    dtype policy. Under `tf.distribute` each replica moves the generator's seeds by its index,
+    so replicas draw different crops (replica 0 draws what one device would). Input:
+    `[B, H, W, C]` raw pixels (uint8, or float in 0..255), C = 1 or 3, one size per batch.
+    Output: a tuple of `sum(num_crops)` float32 `[B, s, s, C]` in 0..255, high-resolution
+    groups first. Deviations from the original: bilinear resize without
     antialiasing; Gaussian blur truncated at 3 sigma with reflect padding.
 
     Args:
@@ -116,13 +150,14 @@ class MultiCropAugmentation(keras.layers.Layer):
                 f"width with 1 or 3 channels; received images.shape={shape}."
             )
         channels = shape[-1]
+        seeds = _seeds_of_this_replica(self.seed_generator)
         crops = []
         for g, (n, size) in enumerate(zip(self.num_crops, self.crop_sizes, strict=True)):
             scale = (self.min_scales[g], self.max_scales[g])
-            x = random_resized_crops(images, n, size, scale, self.seed_generator, self.flip)
+            x = random_resized_crops(images, n, size, scale, seeds, self.flip)
             batch = ops.shape(x)[1]
             x = ops.reshape(x * (1.0 / 255.0), (n * batch, size, size, channels))
-            x = colour_distortion(x, self.seed_generator, **colour_arguments(self))
+            x = colour_distortion(x, seeds, **colour_arguments(self))
             x = ops.reshape(x * 255.0, (n, batch, size, size, channels))
             crops.extend(x[v] for v in range(n))
         return tuple(crops)
