@@ -32,7 +32,9 @@ class PretrainConfig:
     Systems: `sync_batchnorm` (synchronised BatchNorm across replicas), `mixed_precision`
         (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`,
         `augment_in_model` (make the crops inside the training step with
-        `swav_keras.layers.MultiCropAugmentation`; tf.data then only shuffles and batches).
+        `swav_keras.layers.MultiCropAugmentation`; tf.data then only shuffles and batches, or
+        `ImageBatches` serves arrays read without TensorFlow: Fashion-MNIST, and image
+        folders where TensorFlow is not installed).
     After pretraining: `precise_bn_examples` (0: off; N: before `encoder.keras` is written
         for the last time, its BatchNorm statistics are recomputed on the first N training
         images, uncropped; see `swav_keras.evaluation.precise_batch_norm`).
@@ -256,7 +258,8 @@ FIELD_ADVICE = {
     "augment_in_model": "Make the crops inside the compiled training step, on the "
     "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
     "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Fashion-MNIST "
-    "is then read by NumPy, so the recipes run without TensorFlow installed. Other images "
+    "is then read by NumPy, and an image folder by Pillow where TensorFlow is not installed "
+    "(into memory: it must fit), so the recipes run without TensorFlow. Other images "
     "must share one size (set `image_size` for ImageNet). On a CPU-only machine it gains "
     "nothing: tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
     "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "

@@ -10,8 +10,10 @@ Other configurations: `--config=cifar10`, `--config=imagenet_resnet50_800ep` and
 name, e.g. `--epochs=20 --num_prototypes=300 --queue_length=3840`.
 
 Crops inside the model: `--augment_in_model` makes the crops in the compiled training step
-(`swav_keras.layers.MultiCropAugmentation`), on the accelerator; with Fashion-MNIST nothing
-then needs TensorFlow (`KERAS_BACKEND=jax` or `torch` on a machine without it).
+(`swav_keras.layers.MultiCropAugmentation`), on the accelerator; with Fashion-MNIST, or an
+image folder that fits in memory, nothing then needs TensorFlow (`KERAS_BACKEND=jax` or
+`torch` on a machine without it: the folder is read by Pillow; where TensorFlow is installed
+it streams through tf.data instead).
 
 Several devices: `--distribution=auto|none|mirrored|multi_worker|tpu` (TensorFlow),
 `data_parallel` (JAX), `torch` (PyTorch, under `torchrun`); the README's "Several devices"
@@ -197,13 +199,15 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
-    # Fashion-MNIST with the crops made in the model: NumPy arrays and `ImageBatches`, no
-    # TensorFlow needed. Everything else streams through tf.data.
-    in_memory = bool(config.augment_in_model and config.dataset == "fashion_mnist"
-                     and not config.image_size)
+    # With the crops made in the model, Fashion-MNIST (and an image folder where TensorFlow is
+    # not installed) is read into memory by NumPy (and Pillow) and served by `ImageBatches`:
+    # no TensorFlow needed. Everything else streams through tf.data.
+    folder = os.path.isdir(os.path.expanduser(config.dataset))
+    in_memory = bool(config.augment_in_model and (
+        config.dataset == "fashion_mnist" or (folder and not _tensorflow_available())))
     if in_memory:
         images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
-                                                take=train_examples)
+                                                config.image_size or None, take=train_examples)
     else:
         images, info = data.load_images(
             config.dataset, "train", data_dir, config.image_size or None, take=train_examples

@@ -177,6 +177,36 @@ def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
         assert os.path.isfile(os.path.join(tmp_path, "run", name)), name
 
 
+def _fashion_folder(root, train=256, test=100):
+    """The first Fashion-MNIST images as PNG files in `train/` and `test/` class folders."""
+    from PIL import Image
+
+    for split, count in (("train", train), ("test", test)):
+        images, labels, _ = load_split("fashion_mnist", split, None, take=count)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / split / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[..., 0]).save(folder / f"{i:04d}.png")
+
+
+def test_image_folder_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
+    # The folder is read by Pillow into memory where TensorFlow is missing.
+    _fashion_folder(tmp_path / "images")
+    out = run_without_tensorflow(f"""
+        from recipes_test import _config
+        from recipes.knn_eval import knn_eval
+        from recipes.pretrain import pretrain
+        config = _config(augment_in_model=True, dataset={str(tmp_path / "images")!r})
+        result = pretrain(config, {str(tmp_path / "run")!r}, seed=1, verbose=0)
+        scores = knn_eval(result["encoder_path"], dataset=config.dataset, k=5, verbose=0)
+        print("tensorflow imported:", "tensorflow" in sys.modules)
+        print("kNN weighted", scores["weighted"])
+    """, other_backend(keras.backend.backend()))
+    assert "tensorflow imported: False" in out
+    assert float(out.split("kNN weighted")[-1]) > 0.25  # labels follow their images (chance 0.1)
+    assert os.path.isfile(os.path.join(tmp_path, "run", "encoder.keras"))
+
+
 def test_noresume_never_overwrites_a_run(tmp_path):
     workdir = str(tmp_path / "run")
     pretrain(_config(), workdir, train_examples=128, verbose=0)

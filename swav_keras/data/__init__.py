@@ -5,10 +5,10 @@ TensorFlow, JAX and PyTorch). Images stay in raw pixel scale (0..255) end to end
 normalisation belongs in the encoder, with the statistics `load_images` reports, so the saved
 encoder takes raw pixels. Nothing is read or downloaded at import time.
 
-TensorFlow is imported only when a tf.data part is first used: `load_fashion_mnist` and
-`load_arrays("fashion_mnist", ...)` (NumPy) and `ImageBatches` (a `keras.utils.PyDataset`) work
-on a machine without it, with `swav_keras.layers.MultiCropAugmentation` doing the crops
-inside the model.
+TensorFlow is imported only when a tf.data part is first used: `load_fashion_mnist`,
+`load_arrays` of Fashion-MNIST, image folders (Pillow) and arrays, and `ImageBatches` (a
+`keras.utils.PyDataset`) work on a machine without it, with
+`swav_keras.layers.MultiCropAugmentation` doing the crops inside the model.
 """
 
 import importlib

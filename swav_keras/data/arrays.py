@@ -1,19 +1,38 @@
-"""A split of images as NumPy arrays; Fashion-MNIST without TensorFlow."""
+"""A split of images as NumPy arrays; Fashion-MNIST, folders and arrays without TensorFlow."""
 
 import dataclasses
+import os
 
 import numpy as np
 
 from swav_keras.data.fashion_mnist import fashion_mnist_arrays
+from swav_keras.data.image_folder import check_image_size, image_folder_arrays, resize
+from swav_keras.data.source_info import ImageSourceInfo, array_stats, checked_pair
 from swav_keras.validation import check_int
+
+
+def _pair_arrays(images, labels, name, split, image_size, take, stats=None, chunk=4096):
+    images, labels = checked_pair(images, labels)
+    mean, std = stats if stats is not None else array_stats(images)
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    if take is not None:
+        images, labels = images[:take], labels[:take]
+    if image_size is not None:
+        images = np.concatenate([resize(images[i:i + chunk], image_size)
+                                 for i in range(0, len(images), chunk)])
+    info = ImageSourceInfo(name, split, len(images), num_classes, tuple(images.shape[1:]),
+                           mean, std)
+    return images, labels, info
 
 
 def load_arrays(source, split="train", data_dir=None, image_size=None, take=None):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays.
 
     For evaluation, and for `SwAV(augmentation=...)` training on data that fits in memory.
-    Fashion-MNIST at its own size is read by NumPy alone, so it needs no TensorFlow; every
-    other source (and any `image_size`) goes through `load_images` and tf.data.
+    Fashion-MNIST, image folders (read by Pillow) and `(images, labels)` pairs need no
+    TensorFlow: they give what `load_images` gives, `image_size` resizing through
+    `keras.ops.image.resize` (bilinear, float32). tensorflow_datasets names go through
+    `load_images` and tf.data.
 
     Args:
         source: as `load_images`'s: `"fashion_mnist"`, a tensorflow_datasets name, a folder of
@@ -29,15 +48,23 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
 
     Example: `images, labels, info = load_arrays("fashion_mnist", "test", take=1000)`.
     """
-    if isinstance(source, str) and source == "fashion_mnist" and image_size is None:
-        take = None if take is None else check_int("take", take, minimum=1)
-        if not isinstance(split, str):
-            raise TypeError(f"`split` must be a string; received split={split!r}.")
+    image_size = check_image_size(image_size)
+    take = None if take is None else check_int("take", take, minimum=1)
+    if not isinstance(split, str):
+        raise TypeError(f"`split` must be a string; received split={split!r}.")
+    if isinstance(source, (tuple, list)) and len(source) == 2:
+        return _pair_arrays(source[0], source[1], "arrays", split, image_size, take)
+    if isinstance(source, str) and source == "fashion_mnist":
         images, labels, info = fashion_mnist_arrays(split, data_dir)
-        if take is not None:
-            images, labels = images[:take], labels[:take]
-        return images, labels, dataclasses.replace(info, num_examples=len(images))
-    from swav_keras.data.sources import load_images
+        images, labels, read = _pair_arrays(images, labels, "fashion_mnist", split, image_size,
+                                            take, stats=(info.mean, info.std))
+        return images, labels, dataclasses.replace(
+            info, num_examples=read.num_examples, image_shape=read.image_shape)
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(
+            os.path.expanduser(os.fspath(source))):
+        return image_folder_arrays(os.path.expanduser(os.fspath(source)), split, image_size,
+                                   take)
+    from swav_keras.data.sources import load_images  # tensorflow_datasets, through tf.data
 
     dataset, info = load_images(source, split, data_dir, image_size, take=take)
     pixels, labels = [], []

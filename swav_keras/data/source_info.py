@@ -45,3 +45,17 @@ def array_stats(images, chunk=4096):
         total = total + x.sum(axis=(0, 1, 2))
         squares = squares + np.square(x).sum(axis=(0, 1, 2))
     return stats_from_sums(total, squares, images[..., 0].size)
+
+
+def checked_pair(images, labels):
+    """`(images [N, H, W, C], labels int64 [N])` of an `(images, labels)` source, checked."""
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int64)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or labels.shape != images.shape[:1]:
+        raise ValueError(
+            "`source` arrays must be images [N, H, W(, C)] and labels [N]; received "
+            f"images.shape={images.shape}, labels.shape={labels.shape}."
+        )
+    return images, labels

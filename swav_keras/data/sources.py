@@ -11,14 +11,16 @@ import dataclasses
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from swav_keras.data import fashion_mnist
-from swav_keras.data.source_info import ImageSourceInfo, array_stats, stats_from_sums
+from swav_keras.data import fashion_mnist, image_folder
+from swav_keras.data.source_info import (
+    ImageSourceInfo,
+    array_stats,
+    checked_pair,
+    stats_from_sums,
+)
 from swav_keras.validation import check_int
-
-_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 def _dataset_stats(dataset, examples):
@@ -46,15 +48,7 @@ def _resize(image_size):
 
 
 def _from_arrays(images, labels, name, split, image_size, take, stats):
-    images = np.asarray(images)
-    labels = np.asarray(labels).astype(np.int64)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or labels.shape != images.shape[:1]:
-        raise ValueError(
-            "`source` arrays must be images [N, H, W(, C)] and labels [N]; received "
-            f"images.shape={images.shape}, labels.shape={labels.shape}."
-        )
+    images, labels = checked_pair(images, labels)
     mean, std = stats if stats is not None else array_stats(images)
     num_classes = int(labels.max()) + 1 if labels.size else 0
     if take is not None:
@@ -75,31 +69,11 @@ def _load_fashion_mnist(split, data_dir, image_size, take):
     return dataset, dataclasses.replace(info, num_classes=10, class_names=fashion_mnist.CLASS_NAMES)
 
 
-def _first_image(directory):
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(_IMAGE_EXTENSIONS):
-                return os.path.join(root, name)
-    return None
-
-
 def _from_folder(directory, split, image_size, take, stats_examples):
     from PIL import Image  # pillow, as keras.utils.load_img
 
-    if os.path.isdir(os.path.join(directory, split)):
-        directory = os.path.join(directory, split)
-    elif split != "train":
-        raise FileNotFoundError(
-            f"Image folder {directory} has no `{split}` subfolder; a folder without split "
-            "subfolders is read as split 'train'."
-        )
-    first = _first_image(directory)
-    if first is None:
-        raise FileNotFoundError(
-            f"No images ({', '.join(_IMAGE_EXTENSIONS)}) found under {directory}; expected "
-            "one subfolder of images per class."
-        )
+    directory = image_folder.split_directory(directory, split)
+    first = image_folder.check_has_images(directory)
     with Image.open(first) as image:
         mode, (width, height) = image.mode, image.size
     color_mode = {"L": "grayscale", "RGBA": "rgba"}.get(mode, "rgb")
@@ -183,19 +157,6 @@ def _from_tfds(name, split, data_dir, image_size, take, stats_examples):
     return dataset, result
 
 
-def _check_image_size(image_size):
-    if image_size is None:
-        return None
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    ok = isinstance(size, (tuple, list)) and len(size) == 2
-    if not ok or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise ValueError(
-            "`image_size` must be a positive int or a (height, width) pair of positive ints; "
-            f"received image_size={image_size!r}."
-        )
-    return tuple(size)
-
-
 def load_images(source, split="train", data_dir=None, image_size=None, take=None,
                 stats_examples=10_000):
     """Loads images and labels from a dataset name, an image folder or arrays.
@@ -239,7 +200,7 @@ def load_images(source, split="train", data_dir=None, image_size=None, take=None
     normalize = keras.layers.Normalization(mean=info.mean, variance=np.square(info.std))
     ```
     """
-    image_size = _check_image_size(image_size)
+    image_size = image_folder.check_image_size(image_size)
     take = None if take is None else check_int("take", take, minimum=1)
     stats_examples = check_int("stats_examples", stats_examples, minimum=1)
     if not isinstance(split, str):

@@ -1,0 +1,149 @@
+"""Folders of images read by Pillow into NumPy arrays: no TensorFlow.
+
+The layout and order are those of `keras.utils.image_dataset_from_directory(shuffle=False)`,
+which `load_images` uses: one subfolder per class (sorted names give the labels), the files of
+each class in sorted order, optionally inside `train/`, `test/`... split subfolders.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from swav_keras.data.source_info import ImageSourceInfo, array_stats
+
+# The formats keras.utils.image_dataset_from_directory reads.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def check_image_size(image_size):
+    """`None`, or `image_size` as a `(height, width)` pair of positive ints."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    ok = isinstance(size, (tuple, list)) and len(size) == 2
+    if not ok or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+        raise ValueError(
+            "`image_size` must be a positive int or a (height, width) pair of positive ints; "
+            f"received image_size={image_size!r}."
+        )
+    return tuple(size)
+
+
+def resize(pixels, size):
+    """Bilinear resize of `[H, W, C]` or `[N, H, W, C]` pixels to `size`, as float32."""
+    x = keras.ops.image.resize(np.asarray(pixels, np.float32), size, interpolation="bilinear")
+    return keras.ops.convert_to_numpy(x).astype(np.float32)
+
+
+def split_directory(directory, split):
+    """The folder holding `split`: `directory/split`, or `directory` itself for `"train"`."""
+    if os.path.isdir(os.path.join(directory, split)):
+        return os.path.join(directory, split)
+    if split != "train":
+        raise FileNotFoundError(
+            f"Image folder {directory} has no `{split}` subfolder; a folder without split "
+            "subfolders is read as split 'train'."
+        )
+    return directory
+
+
+def first_image(directory):
+    """The first image file under `directory` in walking order, or `None`."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                return os.path.join(root, name)
+    return None
+
+
+def check_has_images(directory):
+    """Returns the first image under `directory`; a `FileNotFoundError` says what was expected."""
+    first = first_image(directory)
+    if first is None:
+        raise FileNotFoundError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {directory}; expected "
+            "one subfolder of images per class."
+        )
+    return first
+
+
+def list_images(directory):
+    """`(paths, labels, class_names)` of a split folder, in Keras's unshuffled order."""
+    class_names = sorted(
+        name for name in os.listdir(directory) if os.path.isdir(os.path.join(directory, name)))
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        for root, _, files in sorted(os.walk(os.path.join(directory, name)), key=lambda w: w[0]):
+            for file in sorted(files):
+                if file.lower().endswith(IMAGE_EXTENSIONS):
+                    paths.append(os.path.join(root, file))
+                    labels.append(label)
+    return paths, np.asarray(labels, np.int64), tuple(class_names)
+
+
+def _read(path, mode=None):
+    """`(pixels [H, W, C] uint8 in `mode`, the file's own mode)`; a `ValueError` names bad files."""
+    from PIL import Image  # pillow, as keras.utils.load_img
+
+    try:
+        with Image.open(path) as image:
+            own = image.mode
+            pixels = np.asarray(image.convert(mode or own))
+    except (OSError, SyntaxError, ValueError) as error:  # what Pillow raises on bad files
+        raise ValueError(f"Cannot read image {path}: {error}") from error
+    return (pixels[..., None] if pixels.ndim == 2 else pixels), own
+
+
+def image_folder_arrays(directory, split="train", image_size=None, take=None,
+                        stats_examples=10_000):
+    """Images `[N, H, W, C]`, labels `[N]` and an `ImageSourceInfo` of an image folder.
+
+    What `load_images` gives for a folder, read by Pillow instead of tf.data: the same order,
+    labels and statistics (of the split's first `stats_examples` images), so evaluation and
+    in-memory training need no TensorFlow. Images keep the first image's colour mode
+    (grayscale, RGB or RGBA); they are uint8 unless some image is resized (bilinear, to
+    `image_size` or to the first image's size), and then float32 in 0..255.
+
+    Args:
+        directory: the folder, with one subfolder per class (optionally in split folders).
+        split: the split folder to read; a folder without split folders is `"train"`.
+            Defaults to `"train"`.
+        image_size: `(height, width)` to resize to. Defaults to `None`: the first image's size.
+        take: read only the first `take` images. Defaults to `None`: all.
+        stats_examples: how many of the split's first images give the mean and std.
+            Defaults to `10_000`.
+
+    Returns:
+        `(images, labels, info)`.
+
+    Raises:
+        FileNotFoundError: no such split, or no images.
+        ValueError: a file that Pillow cannot read (the message names it).
+
+    Example: `images, labels, info = image_folder_arrays("~/imagenette2/", "val")`.
+    """
+    directory = split_directory(directory, split)
+    paths, labels, class_names = list_images(directory)
+    if not paths:
+        check_has_images(directory)  # raises when there are none at all
+        raise FileNotFoundError(
+            f"No images in class subfolders of {directory}; expected one subfolder of images "
+            "per class.")
+    first, own = _read(paths[0])
+    mode = {"L": "L", "RGBA": "RGBA"}.get(own, "RGB")  # as `load_images`' colour modes
+    size = image_size or first.shape[:2]
+    count = len(paths) if take is None else min(len(paths), max(take, stats_examples))
+    images = [_read(path, mode)[0] for path in paths[:count]]
+    if any(x.shape[:2] != tuple(size) for x in images):
+        images = [x if x.shape[:2] == tuple(size) else resize(x, size) for x in images]
+        images = np.stack(images).astype(np.float32)
+    else:
+        images = np.stack(images)
+    mean, std = array_stats(images[:stats_examples])
+    if take is not None:
+        images, labels = images[:take], labels[:take]
+    info = ImageSourceInfo(directory, split, len(images), len(class_names),
+                           tuple(images.shape[1:]), mean, std, class_names)
+    return images, labels[:len(images)], info
