@@ -66,6 +66,10 @@ def test_image_folders_equal_load_images(tmp_path, mode):
         np.testing.assert_array_equal(labels, expected_labels)
         assert info == expected_info
     assert info.class_names == ("a", "b") and labels.tolist() == [0, 1]
+    train = load_arrays(str(tmp_path), "train")[0].astype(np.float64)
+    # Statistics of the training split, whatever split is read.
+    np.testing.assert_allclose(info.mean, train.mean((0, 1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(info.std, train.std((0, 1, 2)), rtol=1e-9)
 
 
 def test_image_folder_sizes_and_bad_files(tmp_path):

@@ -69,6 +69,13 @@ def check_has_images(directory):
     return first
 
 
+def stats_directory(directory, split_folder):
+    """The folder whose images give the statistics: `directory/train` when it exists, else the
+    split folder read (a folder without split folders is its own training split)."""
+    train = os.path.join(directory, "train")
+    return train if os.path.isdir(train) else split_folder
+
+
 def list_images(directory):
     """`(paths, labels, class_names)` of a split folder, in Keras's unshuffled order."""
     class_names = sorted(
@@ -96,15 +103,36 @@ def _read(path, mode=None):
     return (pixels[..., None] if pixels.ndim == 2 else pixels), own
 
 
+def images_by_class(folder):
+    """`list_images(folder)`; a `FileNotFoundError` says what was expected when it finds none."""
+    paths, labels, class_names = list_images(folder)
+    if not paths:
+        check_has_images(folder)  # raises when there are none at all
+        raise FileNotFoundError(
+            f"No images in class subfolders of {folder}; expected one subfolder of images "
+            "per class.")
+    return paths, labels, class_names
+
+
+def _read_all(paths, mode, size):
+    """The images of `paths` stacked: uint8, or float32 when some had to be resized."""
+    images = [_read(path, mode)[0] for path in paths]
+    if all(x.shape[:2] == size for x in images):
+        return np.stack(images)
+    return np.stack([x if x.shape[:2] == size else resize(x, size) for x in images]).astype(
+        np.float32)
+
+
 def image_folder_arrays(directory, split="train", image_size=None, take=None,
                         stats_examples=10_000):
     """Images `[N, H, W, C]`, labels `[N]` and an `ImageSourceInfo` of an image folder.
 
     What `load_images` gives for a folder, read by Pillow instead of tf.data: the same order,
-    labels and statistics (of the split's first `stats_examples` images), so evaluation and
-    in-memory training need no TensorFlow. Images keep the first image's colour mode
-    (grayscale, RGB or RGBA); they are uint8 unless some image is resized (bilinear, to
-    `image_size` or to the first image's size), and then float32 in 0..255.
+    labels and statistics (of the training split's first `stats_examples` images, whatever
+    `split` is read), so evaluation and in-memory training need no TensorFlow. Images keep
+    the first image's colour mode (grayscale, RGB or RGBA); they are uint8 unless some image
+    is resized (bilinear, to `image_size` or to the first image's size), then float32 in
+    0..255.
 
     Args:
         directory: the folder, with one subfolder per class (optionally in split folders).
@@ -112,7 +140,7 @@ def image_folder_arrays(directory, split="train", image_size=None, take=None,
             Defaults to `"train"`.
         image_size: `(height, width)` to resize to. Defaults to `None`: the first image's size.
         take: read only the first `take` images. Defaults to `None`: all.
-        stats_examples: how many of the split's first images give the mean and std.
+        stats_examples: how many of the training split's first images give the mean and std.
             Defaults to `10_000`.
 
     Returns:
@@ -124,26 +152,21 @@ def image_folder_arrays(directory, split="train", image_size=None, take=None,
 
     Example: `images, labels, info = image_folder_arrays("~/imagenette2/", "val")`.
     """
-    directory = split_directory(directory, split)
-    paths, labels, class_names = list_images(directory)
-    if not paths:
-        check_has_images(directory)  # raises when there are none at all
-        raise FileNotFoundError(
-            f"No images in class subfolders of {directory}; expected one subfolder of images "
-            "per class.")
+    folder = split_directory(directory, split)
+    paths, labels, class_names = images_by_class(folder)
     first, own = _read(paths[0])
     mode = {"L": "L", "RGBA": "RGBA"}.get(own, "RGB")  # as `load_images`' colour modes
-    size = image_size or first.shape[:2]
-    count = len(paths) if take is None else min(len(paths), max(take, stats_examples))
-    images = [_read(path, mode)[0] for path in paths[:count]]
-    if any(x.shape[:2] != tuple(size) for x in images):
-        images = [x if x.shape[:2] == tuple(size) else resize(x, size) for x in images]
-        images = np.stack(images).astype(np.float32)
+    size = tuple(image_size or first.shape[:2])
+    count = len(paths) if take is None else min(len(paths), take)
+    images = _read_all(paths[:count], mode, size)
+    labels = labels[:count]
+    train = stats_directory(directory, folder)
+    if train != folder:
+        mean, std = array_stats(_read_all(images_by_class(train)[0][:stats_examples], mode, size))
+    elif count >= min(stats_examples, len(paths)):
+        mean, std = array_stats(images[:stats_examples])
     else:
-        images = np.stack(images)
-    mean, std = array_stats(images[:stats_examples])
-    if take is not None:
-        images, labels = images[:take], labels[:take]
-    info = ImageSourceInfo(directory, split, len(images), len(class_names),
+        mean, std = array_stats(_read_all(paths[:stats_examples], mode, size))
+    info = ImageSourceInfo(folder, split, len(images), len(class_names),
                            tuple(images.shape[1:]), mean, std, class_names)
-    return images, labels[:len(images)], info
+    return images, labels, info

@@ -69,27 +69,34 @@ def _load_fashion_mnist(split, data_dir, image_size, take):
     return dataset, dataclasses.replace(info, num_classes=10, class_names=fashion_mnist.CLASS_NAMES)
 
 
+def _folder_dataset(folder, image_size, color_mode):
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, batch_size=None, image_size=image_size, color_mode=color_mode, shuffle=False,
+        verbose=False,
+    )
+    return dataset, tuple(dataset.class_names)
+
+
 def _from_folder(directory, split, image_size, take, stats_examples):
     from PIL import Image  # pillow, as keras.utils.load_img
 
-    directory = image_folder.split_directory(directory, split)
-    first = image_folder.check_has_images(directory)
-    with Image.open(first) as image:
+    folder = image_folder.split_directory(directory, split)
+    with Image.open(image_folder.images_by_class(folder)[0][0]) as image:
         mode, (width, height) = image.mode, image.size
     color_mode = {"L": "grayscale", "RGBA": "rgba"}.get(mode, "rgb")
-    dataset = keras.utils.image_dataset_from_directory(
-        directory, batch_size=None, image_size=image_size or (height, width),
-        color_mode=color_mode, shuffle=False, verbose=False,
-    )
-    class_names = tuple(dataset.class_names)
+    image_size = image_size or (height, width)
+    dataset, class_names = _folder_dataset(folder, image_size, color_mode)
     num_examples = int(dataset.cardinality())
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
-    mean, std = _dataset_stats(dataset, stats_examples)
+    train = image_folder.stats_directory(directory, folder)
+    stats_dataset = dataset if train == folder else _folder_dataset(
+        train, image_size, color_mode)[0]
+    mean, std = _dataset_stats(stats_dataset, stats_examples)
     if take is not None:
         dataset = dataset.take(take)
         num_examples = min(num_examples, take)
     info = ImageSourceInfo(
-        directory, split, num_examples, len(class_names), tuple(dataset.element_spec[0].shape),
+        folder, split, num_examples, len(class_names), tuple(dataset.element_spec[0].shape),
         mean, std, class_names,
     )
     return dataset, info
