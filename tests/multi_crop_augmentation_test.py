@@ -71,6 +71,7 @@ def test_each_replica_draws_its_own_crops(monkeypatch):
 
 # Crops of the same 4 images on each of 2 replicas of a MirroredStrategy, and on one device.
 _MIRRORED_CROPS = """
+import sys
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -95,7 +96,7 @@ def test_mirrored_replicas_draw_different_crops(tmp_path):
     out = tmp_path / "crops.npz"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    run = subprocess.run([sys.executable, "-c", "import sys\n" + _MIRRORED_CROPS, str(out)],
+    run = subprocess.run([sys.executable, "-c", _MIRRORED_CROPS, str(out)],
                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     crops = np.load(out)
