@@ -202,9 +202,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # With the crops made in the model, Fashion-MNIST (and an image folder where TensorFlow is
     # not installed) is read into memory by NumPy (and Pillow) and served by `ImageBatches`:
     # no TensorFlow needed. Everything else streams through tf.data.
-    folder = os.path.isdir(os.path.expanduser(config.dataset))
-    in_memory = bool(config.augment_in_model and (
-        config.dataset == "fashion_mnist" or (folder and not _tensorflow_available())))
+    in_memory = config.augment_in_model and (config.dataset == "fashion_mnist" or (
+        os.path.isdir(os.path.expanduser(config.dataset)) and not _tensorflow_available()))
     if in_memory:
         images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
                                                 config.image_size or None, take=train_examples)

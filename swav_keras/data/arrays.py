@@ -60,10 +60,10 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
                                             take, stats=(info.mean, info.std))
         return images, labels, dataclasses.replace(
             info, num_examples=read.num_examples, image_shape=read.image_shape)
-    if isinstance(source, (str, os.PathLike)) and os.path.isdir(
-            os.path.expanduser(os.fspath(source))):
-        return image_folder_arrays(os.path.expanduser(os.fspath(source)), split, image_size,
-                                   take)
+    folder = os.path.expanduser(os.fspath(source)) if isinstance(
+        source, (str, os.PathLike)) else None
+    if folder and os.path.isdir(folder):
+        return image_folder_arrays(folder, split, image_size, take)
     from swav_keras.data.sources import load_images  # tensorflow_datasets, through tf.data
 
     dataset, info = load_images(source, split, data_dir, image_size, take=take)

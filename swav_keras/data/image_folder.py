@@ -48,25 +48,15 @@ def split_directory(directory, split):
     return directory
 
 
-def first_image(directory):
-    """The first image file under `directory` in walking order, or `None`."""
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                return os.path.join(root, name)
-    return None
-
-
 def check_has_images(directory):
-    """Returns the first image under `directory`; a `FileNotFoundError` says what was expected."""
-    first = first_image(directory)
-    if first is None:
-        raise FileNotFoundError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {directory}; expected "
-            "one subfolder of images per class."
-        )
-    return first
+    """Raises a `FileNotFoundError` saying what was expected when no image is under `directory`."""
+    for _, _, files in os.walk(directory):
+        if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in files):
+            return
+    raise FileNotFoundError(
+        f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {directory}; expected "
+        "one subfolder of images per class."
+    )
 
 
 def stats_directory(directory, split_folder):
@@ -90,17 +80,39 @@ def list_images(directory):
     return paths, np.asarray(labels, np.int64), tuple(class_names)
 
 
-def _read(path, mode=None):
-    """`(pixels [H, W, C] uint8 in `mode`, the file's own mode)`; a `ValueError` names bad files."""
+def _bad_file(path, error):
+    return ValueError(f"Cannot read image {path}: {error}")
+
+
+# What Pillow raises on files it cannot read.
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError)
+
+
+def colour_mode_and_size(path):
+    """`(mode, (height, width))` of the images of a folder, from its first image's header.
+
+    The mode is the one `load_images` decodes to: `"L"` (grayscale), `"RGBA"` or `"RGB"`.
+    """
     from PIL import Image  # pillow, as keras.utils.load_img
 
     try:
+        with Image.open(path) as image:  # reads the header only
+            own, (width, height) = image.mode, image.size
+    except _PILLOW_ERRORS as error:
+        raise _bad_file(path, error) from error
+    return {"L": "L", "RGBA": "RGBA"}.get(own, "RGB"), (height, width)
+
+
+def _read(path, mode):
+    """Pixels `[H, W, C]` uint8 of the image at `path`, decoded to `mode`."""
+    from PIL import Image
+
+    try:
         with Image.open(path) as image:
-            own = image.mode
-            pixels = np.asarray(image.convert(mode or own))
-    except (OSError, SyntaxError, ValueError) as error:  # what Pillow raises on bad files
-        raise ValueError(f"Cannot read image {path}: {error}") from error
-    return (pixels[..., None] if pixels.ndim == 2 else pixels), own
+            pixels = np.asarray(image.convert(mode))
+    except _PILLOW_ERRORS as error:
+        raise _bad_file(path, error) from error
+    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 def images_by_class(folder):
@@ -116,7 +128,7 @@ def images_by_class(folder):
 
 def _read_all(paths, mode, size):
     """The images of `paths` stacked: uint8, or float32 when some had to be resized."""
-    images = [_read(path, mode)[0] for path in paths]
+    images = [_read(path, mode) for path in paths]
     if all(x.shape[:2] == size for x in images):
         return np.stack(images)
     return np.stack([x if x.shape[:2] == size else resize(x, size) for x in images]).astype(
@@ -154,9 +166,8 @@ def image_folder_arrays(directory, split="train", image_size=None, take=None,
     """
     folder = split_directory(directory, split)
     paths, labels, class_names = images_by_class(folder)
-    first, own = _read(paths[0])
-    mode = {"L": "L", "RGBA": "RGBA"}.get(own, "RGB")  # as `load_images`' colour modes
-    size = tuple(image_size or first.shape[:2])
+    mode, first_size = colour_mode_and_size(paths[0])
+    size = tuple(image_size or first_size)
     count = len(paths) if take is None else min(len(paths), take)
     images = _read_all(paths[:count], mode, size)
     labels = labels[:count]

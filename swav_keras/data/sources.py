@@ -78,13 +78,10 @@ def _folder_dataset(folder, image_size, color_mode):
 
 
 def _from_folder(directory, split, image_size, take, stats_examples):
-    from PIL import Image  # pillow, as keras.utils.load_img
-
     folder = image_folder.split_directory(directory, split)
-    with Image.open(image_folder.images_by_class(folder)[0][0]) as image:
-        mode, (width, height) = image.mode, image.size
-    color_mode = {"L": "grayscale", "RGBA": "rgba"}.get(mode, "rgb")
-    image_size = image_size or (height, width)
+    mode, size = image_folder.colour_mode_and_size(image_folder.images_by_class(folder)[0][0])
+    color_mode = {"L": "grayscale", "RGBA": "rgba", "RGB": "rgb"}[mode]
+    image_size = image_size or size
     dataset, class_names = _folder_dataset(folder, image_size, color_mode)
     num_examples = int(dataset.cardinality())
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
