@@ -1,13 +1,31 @@
 """The encoder, optimizer and SwAV model that a pretraining configuration describes."""
 
 
+def check_backbone_fields(config):
+    """Checks `config`'s `stages` and `pooling`, which only the small ResNet takes."""
+    from swav_keras.backbones.small_resnet import POOLINGS, check_stages
+
+    if config.pooling not in POOLINGS:
+        raise ValueError(
+            f"`pooling` must be one of {POOLINGS}; received pooling={config.pooling!r}."
+        )
+    for field, default in (("stages", 4), ("pooling", "avg")):
+        value = check_stages(config.stages) if field == "stages" else config.pooling
+        if value != default and config.backbone != "small_resnet":
+            raise ValueError(
+                f"`{field}` applies to the small ResNet only; received "
+                f"{field}={value!r} with backbone={config.backbone!r}."
+            )
+
+
 def build_encoder(config, info):
     """The backbone of `config` for images like `info`'s, its normalisation inside."""
     from swav_keras.backbones import ResNet50, SmallResNet
 
     shape = (None, None, info.image_shape[-1])
     if config.backbone == "small_resnet":
-        return SmallResNet(config.width, shape, mean=info.mean, std=info.std, stages=config.stages)
+        return SmallResNet(config.width, shape, mean=info.mean, std=info.std,
+                           stages=config.stages, pooling=config.pooling)
     if config.backbone == "resnet50":
         return ResNet50(shape, mean=info.mean, std=info.std)
     raise ValueError(

@@ -22,8 +22,9 @@ class PretrainConfig:
         `max_scales` (one entry per resolution group, high resolution first), `jitter_strength`,
         `brightness`, `contrast`, `saturation`, `hue`, `jitter_probability`,
         `grayscale_probability`, `blur_probability`, `flip`.
-    Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width` and
-        `stages` (small ResNet only), `projection_dim`, `hidden_dim`, `hidden_layers`,
+    Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width`,
+        `stages` and `pooling` (small ResNet only: `"avg"` or `"corners"`), `projection_dim`,
+        `hidden_dim`, `hidden_layers`,
         `num_prototypes`, `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`,
         `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
     Optimisation: `optimizer` (`"lars"`, `"sgd"` or `"adamw"`), `base_learning_rate`,
@@ -66,6 +67,7 @@ class PretrainConfig:
     backbone: str = "resnet50"
     width: int = 64
     stages: int = 4
+    pooling: str = "avg"
     projection_dim: int = 128
     hidden_dim: int = 2048
     hidden_layers: int = 1

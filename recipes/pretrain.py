@@ -52,7 +52,13 @@ import time
 from absl import app, flags
 
 from recipes import configs
-from recipes.builders import build_encoder, build_model, build_multicrop, build_optimizer
+from recipes.builders import (
+    build_encoder,
+    build_model,
+    build_multicrop,
+    build_optimizer,
+    check_backbone_fields,
+)
 from recipes.features import knn_monitor
 from recipes.pictures import plot_clusters
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
@@ -153,7 +159,6 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     run of a busy workdir raises `RuntimeError` before writing anything.
     """
     from swav_keras import backends
-    from swav_keras.backbones.small_resnet import check_stages
     from swav_keras.layers import CONV_IMPLEMENTATIONS
     from swav_keras.validation import check_int
 
@@ -163,11 +168,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             f"conv_implementation={conv_implementation!r}."
         )
     check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
-    if check_stages(config.stages) != 4 and config.backbone != "small_resnet":
-        raise ValueError(
-            "`stages` applies to the small ResNet only; received "
-            f"stages={config.stages!r} with backbone={config.backbone!r}."
-        )
+    check_backbone_fields(config)
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.

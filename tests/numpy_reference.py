@@ -130,3 +130,16 @@ def check_crop_boxes(boxes):
                                np.array([-0.5, 0.0, 0.5]) * np.log(4 / 3), atol=0.01)
     assert abs(np.mean(top / (1000 - h)) - 0.5) < 0.01
     assert abs(np.mean(left / (1000 - w)) - 0.5) < 0.01
+
+
+def sliding_average(maps, window_h, window_w):
+    """NumPy reference: PyTorch's `AvgPool2d((window_h, window_w), stride=1)` on channels-last
+    maps, flattened position by position (row-major), channels last."""
+    n, h, w, c = maps.shape
+    rows, cols = h - window_h + 1, w - window_w + 1
+    out = np.zeros((n, rows, cols, c), dtype="float64")
+    for i in range(rows):
+        for j in range(cols):
+            window = maps[:, i:i + window_h, j:j + window_w].astype("float64")
+            out[:, i, j] = window.mean(axis=(1, 2))
+    return out.reshape(n, rows * cols * c)

@@ -248,8 +248,12 @@ def test_unknown_config_and_fields():
     ({"stages": 5}, "`stages` must be an integer in 1-4; received stages=5."),
     ({"backbone": "resnet50", "stages": 3},
      "`stages` applies to the small ResNet only; received stages=3 with backbone='resnet50'."),
+    ({"pooling": "max"}, "`pooling` must be one of ('avg', 'corners'); received pooling='max'."),
+    ({"backbone": "resnet50", "pooling": "corners"},
+     "`pooling` applies to the small ResNet only; received pooling='corners' with "
+     "backbone='resnet50'."),
 ])
-def test_bad_stages_are_refused_before_anything_is_written(tmp_path, changes, message):
+def test_bad_stages_and_pooling_are_refused_before_anything_is_written(tmp_path, changes, message):
     workdir = str(tmp_path / "run")
     with pytest.raises(ValueError) as info:
         pretrain(_config(**changes), workdir, verbose=0)

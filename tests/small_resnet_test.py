@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 
 from swav_keras.backbones.small_resnet import SmallResNet
@@ -248,3 +249,42 @@ def test_error_messages(kwargs, error, message):
     with pytest.raises(error) as info:
         SmallResNet(**kwargs)
     assert str(info.value) == message
+
+
+def test_corner_pooling_keeps_a_two_by_two_grid_of_the_last_map():
+    keras.utils.set_random_seed(0)
+    encoder = SmallResNet(4, (None, None, 1), stages=3, pooling="corners")
+    assert encoder.output_shape == (None, 4 * 16)
+    assert encoder.layers[-1].name == "corner_pool"
+    images = np.random.default_rng(0).uniform(0, 1, (3, 28, 28, 1)).astype("float32")
+    last_map = keras.Model(encoder.inputs, encoder.layers[-1].input)(images)
+    last_map = keras.ops.convert_to_numpy(last_map)
+    assert last_map.shape == (3, 7, 7, 16)
+    got = keras.ops.convert_to_numpy(encoder(images))
+    np.testing.assert_allclose(got, ref.sliding_average(last_map, 6, 6), rtol=1e-4, atol=1e-5)
+    # The same layers with a global average: the weights are the same, the output the mean.
+    average = SmallResNet(4, (None, None, 1), stages=3)
+    average.set_weights(encoder.get_weights())
+    own = keras.ops.convert_to_numpy(average(images))
+    np.testing.assert_allclose(own, last_map.mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+    # Small crops (14x14: a 4x4 map) give the same number of features.
+    assert tuple(encoder(images[:, :14, :14]).shape) == (3, 64)
+
+
+def test_corner_pooled_encoder_round_trips_through_keras_file(tmp_path):
+    encoder = SmallResNet(4, (None, None, 1), mean=[72.9], std=[90.0], stages=2,
+                          pooling="corners")
+    images = np.random.default_rng(1).uniform(0, 255, (2, 12, 12, 1)).astype("float32")
+    path = str(tmp_path / "encoder.keras")
+    encoder.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)),
+                               keras.ops.convert_to_numpy(encoder(images)), rtol=1e-5)
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError) as error:
+        SmallResNet(4, pooling="max")
+    assert str(error.value) == (
+        "`pooling` must be one of ('avg', 'corners'); received pooling='max'."
+    )

@@ -4,6 +4,7 @@ import numbers
 
 import keras
 
+from swav_keras.layers.corner_average_pooling import CornerAveragePooling2D
 from swav_keras.validation import check_int
 
 
@@ -133,8 +134,17 @@ def _basic_block(x, filters, strides, name):
     return keras.layers.ReLU(name=name + "_out")(x)
 
 
+POOLINGS = ("avg", "corners")
+
+
 def SmallResNet(
-    width=64, input_shape=(None, None, 3), mean=None, std=None, stages=4, name="small_resnet"
+    width=64,
+    input_shape=(None, None, 3),
+    mean=None,
+    std=None,
+    stages=4,
+    pooling="avg",
+    name="small_resnet",
 ):
     """Builds the small ResNet encoder: ResNet-18 blocks, 3x3 stride-1 stem, no max-pool.
 
@@ -153,6 +163,13 @@ def SmallResNet(
     pretext task. Layer names do not depend on `stages`, so the weights of the kept stages
     of a four-stage model load into a shorter one by name.
 
+    `pooling="corners"` ends the encoder in `CornerAveragePooling2D` instead of a global
+    average: the last map averaged over its four corner windows, a 2x2 grid of cells
+    flattened, `4 * 2**(stages-1) * width` features that keep where things are (top or
+    bottom, left or right). For centred, aligned images such as Fashion-MNIST's, where a
+    global average throws that cue away (benchmarks/RESULTS.md, "Linear evaluation without
+    global pooling"). Its `.keras` file needs `swav_keras` imported to load (a custom layer).
+
     As in torchvision, convolutions have no bias and He-normal (fan_out) initialisation,
     BatchNorm uses PyTorch's defaults (`momentum=0.9` in Keras terms, `epsilon=1e-5`) and
     stride-2 convs pad one pixel on every side, so torchvision weights map one to one.
@@ -170,11 +187,13 @@ def SmallResNet(
             `None` for no normalisation layer. Defaults to `None`.
         std: per-channel standard deviations, positive, given with `mean`. Defaults to `None`.
         stages: int in 1-4, how many stages to keep. Defaults to `4` (ResNet-18).
+        pooling: `"avg"` (global average pooling) or `"corners"` (2x2 corner pooling, four
+            times the features). Defaults to `"avg"`.
         name: name of the model. Defaults to `"small_resnet"`.
 
     Returns:
         A functional `keras.Model` mapping images `[batch, height, width, channels]` to features
-        `[batch, 2**(stages - 1) * width]`.
+        `[batch, 2**(stages - 1) * width]` (four times that with `pooling="corners"`).
 
     Example:
 
@@ -192,6 +211,8 @@ def SmallResNet(
     """
     width = check_int("width", width, minimum=1)
     stages = check_stages(stages)
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of {POOLINGS}; received pooling={pooling!r}.")
     input_shape = check_input_shape(input_shape)
     normalization = input_normalization(mean, std, input_shape[-1])
     inputs = keras.Input(input_shape, name="input")
@@ -201,5 +222,9 @@ def SmallResNet(
         for block in range(2):
             strides = 2 if stage > 0 and block == 0 else 1
             x = _basic_block(x, width * multiplier, strides, f"conv{stage + 2}_block{block + 1}")
-    outputs = keras.layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
+    if pooling == "corners":
+        outputs = CornerAveragePooling2D(name="corner_pool")(x)
+    else:
+        pool = keras.layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")
+        outputs = pool(x)
     return keras.Model(inputs, outputs, name=name)

@@ -1,68 +1,9 @@
 """The 2x2 pooled feature map of SwAV's linear evaluation without global pooling."""
 
 import keras
-from keras import ops
 
 from swav_keras.evaluation.features import check_encoder
-
-
-@keras.saving.register_keras_serializable(package="swav_keras")
-class CornerAveragePooling2D(keras.layers.Layer):
-    """Averages a feature map over its four `(H-1) x (W-1)` corner windows: a 2x2 map.
-
-    SwAV's `eval_linear.py` with `--global_pooling false` does not average ResNet-50's
-    final 7x7 map to one vector: it applies `AvgPool2d(6, stride=1)`, four overlapping 6x6
-    windows, and trains the linear classifier on the flattened 2x2 x 2048 result (the
-    protocol of Goyal et al. 2019, kept from DeepCluster). This layer is that pooling for any
-    map of at least 2x2: windows one row and one column smaller than the map, stride 1, so
-    exactly four of them, whatever the image size. The features keep where things are (top
-    or bottom, left or right) at four times the channels, which a linear classifier can use
-    and a global average throws away.
-
-    Input `[B, H, W, C]` (channels last, H and W at least 2); output float32 `[B, 4 * C]`,
-    the 2x2 map flattened row by row (top-left, top-right, bottom-left, bottom-right cells,
-    each `C` values). Computed in float32 whatever the input dtype.
-
-    Example:
-
-    >>> import numpy as np
-    >>> maps = np.arange(2 * 3 * 3 * 1, dtype="float32").reshape(2, 3, 3, 1)
-    >>> keras.ops.convert_to_numpy(CornerAveragePooling2D()(maps))[0]
-    array([2., 3., 5., 6.], dtype=float32)
-
-    Reference:
-        Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
-        Assignments", NeurIPS 2020 (code: `eval_linear.py`, `RegLog`).
-        Goyal et al., "Scaling and Benchmarking Self-Supervised Visual Representation
-        Learning", ICCV 2019.
-    """
-
-    def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                "CornerAveragePooling2D takes feature maps [batch, height, width, channels]; "
-                f"received inputs of shape {tuple(input_shape)}."
-            )
-        for name, size in (("height", input_shape[1]), ("width", input_shape[2])):
-            if size is not None and size < 2:
-                raise ValueError(
-                    f"CornerAveragePooling2D needs a feature map of {name} 2 or more (four "
-                    f"windows one smaller than the map); received inputs of shape "
-                    f"{tuple(input_shape)}."
-                )
-
-    def call(self, inputs):
-        maps = ops.cast(inputs, "float32")
-        corners = (maps[:, :-1, :-1], maps[:, :-1, 1:], maps[:, 1:, :-1], maps[:, 1:, 1:])
-        pooled = ops.stack([ops.mean(window, axis=(1, 2)) for window in corners], axis=1)
-        return ops.reshape(pooled, (-1, 4 * ops.shape(inputs)[-1]))
-
-    def compute_output_shape(self, input_shape):
-        channels = input_shape[-1]
-        return (input_shape[0], None if channels is None else 4 * channels)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
+from swav_keras.layers.corner_average_pooling import CornerAveragePooling2D
 
 
 def corner_pooled_encoder(encoder):

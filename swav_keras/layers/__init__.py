@@ -1,5 +1,6 @@
 """Keras layers of SwAV, registered for `.keras` saving."""
 
+from swav_keras.layers.corner_average_pooling import CornerAveragePooling2D
 from swav_keras.layers.feature_queue import FeatureQueue
 from swav_keras.layers.im2col_conv2d import (
     CONV_IMPLEMENTATIONS,
@@ -21,6 +22,7 @@ from swav_keras.layers.sync_batch_normalization import (
 
 __all__ = [
     "CONV_IMPLEMENTATIONS",
+    "CornerAveragePooling2D",
     "FeatureQueue",
     "Im2colConv2D",
     "L2Normalize",
