@@ -15,7 +15,9 @@ class CornerAveragePooling2D(keras.layers.Layer):
     map of at least 2x2: windows one row and one column smaller than the map, stride 1, so
     exactly four of them, whatever the image size. The features keep where things are (top
     or bottom, left or right) at four times the channels, which a linear classifier can use
-    and a global average throws away.
+    and a global average throws away. `swav_keras.evaluation.corner_pooled_encoder` puts it on
+    a trained encoder for that linear evaluation; `SmallResNet(pooling="corners")` ends the
+    encoder in it, so that SwAV trains through it and the encoder's own output keeps the grid.
 
     Input `[B, H, W, C]` (channels last, H and W at least 2); output float32 `[B, 4 * C]`,
     the 2x2 map flattened row by row (top-left, top-right, bottom-left, bottom-right cells,
