@@ -264,8 +264,8 @@ FIELD_ADVICE = {
     "augment_in_model": "Make the crops inside the compiled training step, on the "
     "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
     "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Fashion-MNIST "
-    "is then read by NumPy, and an image folder by Pillow where TensorFlow is not installed "
-    "(into memory: it must fit), so the recipes run without TensorFlow. Other images "
+    "is then read by NumPy, and an image folder streamed from disk by Pillow where "
+    "TensorFlow is not installed, so the recipes run without TensorFlow. Other images "
     "must share one size (set `image_size` for ImageNet). On a CPU-only machine it gains "
     "nothing: tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
     "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "

@@ -3,10 +3,11 @@
 
 def load_split(dataset, split, data_dir=None, take=None, image_size=None):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays, and
-    the `ImageSourceInfo` (`swav_keras.data.load_arrays`: Fashion-MNIST without TensorFlow)."""
+    the `ImageSourceInfo` (`swav_keras.data.load_arrays`: Fashion-MNIST without TensorFlow).
+    An image folder stays on disk (an `ImageFiles`): the encoders read it batch by batch."""
     from swav_keras.data import load_arrays
 
-    return load_arrays(dataset, split, data_dir, image_size, take=take)
+    return load_arrays(dataset, split, data_dir, image_size, take=take, lazy=True)
 
 
 ENCODER_SPEC_HELP = (

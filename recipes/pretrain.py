@@ -11,9 +11,9 @@ name, e.g. `--epochs=20 --num_prototypes=300 --queue_length=3840`.
 
 Crops inside the model: `--augment_in_model` makes the crops in the compiled training step
 (`swav_keras.layers.MultiCropAugmentation`), on the accelerator; with Fashion-MNIST, or an
-image folder that fits in memory, nothing then needs TensorFlow (`KERAS_BACKEND=jax` or
-`torch` on a machine without it: the folder is read by Pillow; where TensorFlow is installed
-it streams through tf.data instead).
+image folder, nothing then needs TensorFlow (`KERAS_BACKEND=jax` or `torch` on a machine
+without it: the folder streams from disk, read by Pillow in threads a few batches ahead;
+where TensorFlow is installed it streams through tf.data instead).
 
 Several devices: `--distribution=auto|none|mirrored|multi_worker|tpu` (TensorFlow),
 `data_parallel` (JAX), `torch` (PyTorch, under `torchrun`); the README's "Several devices"
@@ -60,6 +60,13 @@ from recipes.builders import (
     check_backbone_fields,
 )
 from recipes.features import knn_monitor
+from recipes.inputs import (
+    image_batches,
+    plain_batches,
+    served_batches,
+    subset,
+    tensorflow_available,
+)
 from recipes.pictures import plot_clusters
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
 
@@ -200,14 +207,16 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
-    # With the crops made in the model, Fashion-MNIST (and an image folder where TensorFlow is
-    # not installed) is read into memory by NumPy (and Pillow) and served by `ImageBatches`:
-    # no TensorFlow needed. Everything else streams through tf.data.
-    in_memory = config.augment_in_model and (config.dataset == "fashion_mnist" or (
-        os.path.isdir(os.path.expanduser(config.dataset)) and not _tensorflow_available()))
-    if in_memory:
+    # With the crops made in the model, Fashion-MNIST is read into memory by NumPy, and an
+    # image folder where TensorFlow is not installed streams from disk (an `ImageFiles`, read
+    # by Pillow), both served by `ImageBatches`: no TensorFlow needed. Everything else streams
+    # through tf.data. `as_arrays`: images are a NumPy array or an `ImageFiles`.
+    as_arrays = config.augment_in_model and (config.dataset == "fashion_mnist" or (
+        os.path.isdir(os.path.expanduser(config.dataset)) and not tensorflow_available()))
+    if as_arrays:
         images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
-                                                config.image_size or None, take=train_examples)
+                                                config.image_size or None, take=train_examples,
+                                                lazy=True)
     else:
         images, info = data.load_images(
             config.dataset, "train", data_dir, config.image_size or None, take=train_examples
@@ -221,9 +230,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             )
         batch_size //= spread.process_count
         examples //= spread.process_count
-        if in_memory:
+        if as_arrays:
             share = slice(spread.process_index, None, spread.process_count)
-            images, labels = images[share][:examples], labels[share][:examples]
+            images = subset(subset(images, share), slice(examples))
+            labels = labels[share][:examples]
         else:
             images = images.shard(spread.process_count, spread.process_index).take(examples)
     steps_per_epoch = examples // batch_size
@@ -236,7 +246,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # Processes draw different crops of their shares; the replicas of one tf.distribute
     # process share the layer's generator and move its seeds by their replica index.
     layer_seed = seed + spread.process_index
-    if in_memory:
+    if as_arrays:
         dataset = None  # `ImageBatches` per fit below, at the epoch (and batch) it starts from
         first_images = images[:batch_size]
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
@@ -280,7 +290,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             callbacks.EncoderCheckpoint(encoder_path),
             keras.callbacks.CSVLogger(csv_path, append=True),
         ]
-        if _tensorflow_available():  # TensorBoard writes through tf.summary
+        if tensorflow_available():  # TensorBoard writes through tf.summary
             fit_callbacks.append(
                 keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False))
         elif verbose:
@@ -293,11 +303,9 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
 
     def batches(epoch, skip=0):
         """The input of a `fit` that starts at `epoch`, after its first `skip` batches."""
-        if not in_memory:
+        if not as_arrays:
             return dataset.skip(skip) if skip else dataset
-        served = data.ImageBatches(images, batch_size, seed=seed)
-        served.set_epoch(epoch, skip)
-        return served
+        return served_batches(images, batch_size, seed, epoch, skip)
 
     if steps_done and epoch < config.epochs:
         # An epoch was interrupted after a mid-epoch backup: run only its remaining batches.
@@ -324,14 +332,13 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         with local as (encoder, projection_head, prototypes):
             final = encoder
             if config.precise_bn_examples:
-                final = _with_precise_batch_norm(
-                    encoder, images if in_memory else images.batch(256),
-                    config.precise_bn_examples, verbose)
+                final = _with_precise_batch_norm(encoder, plain_batches(images),
+                                                 config.precise_bn_examples, verbose)
             callbacks.save_encoder(final, encoder_path)
             if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
                 plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
             plot_clusters(encoder, projection_head, prototypes,
-                          (images, labels) if in_memory else images,
+                          (images, labels) if as_arrays else images,
                           os.path.join(workdir, "prototype_neighbours.png"), info)
     return {
         "encoder_path": encoder_path,
@@ -358,29 +365,6 @@ def _with_precise_batch_norm(encoder, images, examples, verbose="auto"):
     if verbose:
         print(f"PreciseBN: BatchNorm statistics recomputed on {used} plain training images.")
     return copy
-
-
-def _tensorflow_available():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def image_batches(images, batch_size, seed):
-    """tf.data batches of raw images, reshuffled every epoch, for `augment_in_model`."""
-    import tensorflow as tf
-
-    images = images.map(lambda image, *_: image)
-    if None in images.element_spec.shape[:2]:
-        raise ValueError(
-            "`augment_in_model` needs images of one size: set `image_size` (e.g. "
-            f"--image_size=256); received images of shape {images.element_spec.shape}."
-        )
-    images = images.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    return images.batch(batch_size, drop_remainder=True).map(
-        lambda x: (x,)).prefetch(tf.data.AUTOTUNE)
 
 
 def main(argv):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from swav_keras.evaluation.features import extract_features, pixel_features
+from swav_keras.data import ImageFiles
+from swav_keras.evaluation.features import encode, extract_features, pixel_features
 
 
 def _encoder():
@@ -45,6 +46,25 @@ def test_tuple_with_labels():
     features, out_labels = extract_features(encoder, (images, labels), verbose=0)
     np.testing.assert_array_equal(out_labels, np.arange(10))
     np.testing.assert_allclose(features, _expected(encoder, images), rtol=1e-5, atol=1e-6)
+
+
+def test_image_files_are_read_batch_by_batch(tmp_path):
+    from PIL import Image
+
+    encoder, images = _encoder(), np.rint(_images(n=7)).astype("uint8")
+    paths = [str(tmp_path / f"{i}.png") for i in range(7)]
+    for path, image in zip(paths, images):
+        Image.fromarray(image[..., 0]).save(path)
+    files, labels = ImageFiles(paths), np.arange(7)
+    expected = _expected(encoder, images.astype("float32"))
+    features, out_labels = extract_features(encoder, (files, labels), batch_size=3, verbose=0)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)  # 3 + 3 + 1, in order
+    np.testing.assert_array_equal(out_labels, labels)
+    np.testing.assert_allclose(encode(encoder, files, batch_size=4), expected, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(pixel_features(files)[0], images.reshape(7, -1))
+    with pytest.raises(ValueError, match=r"`labels` must hold one label per image \(7\)"):
+        extract_features(encoder, (files, labels[:5]), verbose=0)
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -82,3 +82,14 @@ def test_rgb_images_keep_their_channels():
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         ImageBatches(**kwargs)
+
+
+def test_drop_remainder_false_serves_every_image_in_order():
+    data = ImageBatches(images(), 16, shuffle=False, drop_remainder=False)
+    assert len(data) == 4 and [len(b) for b in epoch(data)] == [16, 16, 16, 2]
+    assert sum(epoch(data), []) == list(range(50))
+    data.set_epoch(1, skip=3)
+    assert epoch(data) == [[48, 49]]
+    with pytest.raises(TypeError, match="`drop_remainder` must be a bool; received "
+                                        "drop_remainder=None."):
+        ImageBatches(images(), 16, drop_remainder=None)

@@ -190,19 +190,30 @@ def _fashion_folder(root, train=256, test=100):
 
 
 def test_image_folder_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
-    # The folder is read by Pillow into memory where TensorFlow is missing.
-    _fashion_folder(tmp_path / "images")
+    # The folder streams from disk (ImageFiles, Pillow) where TensorFlow is missing.
+    _fashion_folder(tmp_path / "images", train=300)
     out = run_without_tensorflow(f"""
-        from recipes_test import _config
+        import numpy as np
+        from recipes_test import _config, _moving_mean
         from recipes.knn_eval import knn_eval
         from recipes.pretrain import pretrain
-        config = _config(augment_in_model=True, dataset={str(tmp_path / "images")!r})
+        from swav_keras.data import load_arrays
+        config = _config(augment_in_model=True, dataset={str(tmp_path / "images")!r},
+                         precise_bn_examples=1000)
         result = pretrain(config, {str(tmp_path / "run")!r}, seed=1, verbose=0)
         scores = knn_eval(result["encoder_path"], dataset=config.dataset, k=5, verbose=0)
         print("tensorflow imported:", "tensorflow" in sys.modules)
+        # PreciseBN read all 300 streamed images (a batch of 256, then the other 44).
+        saved = keras.models.load_model(result["encoder_path"])
+        stem = keras.Model(saved.inputs, saved.get_layer("conv1_conv").output)
+        images = load_arrays(config.dataset)[0].astype("float32")
+        expected = keras.ops.convert_to_numpy(stem(images)).mean(axis=(0, 1, 2))
+        print("PreciseBN on every image:", np.allclose(
+            _moving_mean(saved, "conv1_bn"), expected, rtol=1e-4, atol=1e-4))
         print("kNN weighted", scores["weighted"])
     """, other_backend(keras.backend.backend()))
     assert "tensorflow imported: False" in out
+    assert "PreciseBN on every image: True" in out
     assert float(out.split("kNN weighted")[-1]) > 0.25  # labels follow their images (chance 0.1)
     assert os.path.isfile(os.path.join(tmp_path, "run", "encoder.keras"))
 

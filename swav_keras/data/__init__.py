@@ -6,15 +6,16 @@ normalisation belongs in the encoder, with the statistics `load_images` reports,
 encoder takes raw pixels. Nothing is read or downloaded at import time.
 
 TensorFlow is imported only when a tf.data part is first used: `load_fashion_mnist`,
-`load_arrays` of Fashion-MNIST, image folders (Pillow) and arrays, and `ImageBatches` (a
-`keras.utils.PyDataset`) work on a machine without it, with
-`swav_keras.layers.MultiCropAugmentation` doing the crops inside the model.
+`load_arrays` of Fashion-MNIST, image folders (Pillow; `lazy=True` keeps them on disk as an
+`ImageFiles`) and arrays, and `ImageBatches` (a `keras.utils.PyDataset`) work on a machine
+without it, with `swav_keras.layers.MultiCropAugmentation` doing the crops inside the model.
 """
 
 import importlib
 
 _EXPORTS = {
     "ImageBatches": "swav_keras.data.image_batches",
+    "ImageFiles": "swav_keras.data.image_files",
     "ImageSourceInfo": "swav_keras.data.source_info",
     "MultiCrop": "swav_keras.data.multicrop",
     "load_arrays": "swav_keras.data.arrays",

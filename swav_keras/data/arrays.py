@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from swav_keras.data.fashion_mnist import fashion_mnist_arrays
+from swav_keras.data.image_files import image_folder_files
 from swav_keras.data.image_folder import check_image_size, image_folder_arrays, resize
 from swav_keras.data.source_info import ImageSourceInfo, array_stats, checked_pair
 from swav_keras.validation import check_int
@@ -25,13 +26,13 @@ def _pair_arrays(images, labels, name, split, image_size, take, stats=None, chun
     return images, labels, info
 
 
-def load_arrays(source, split="train", data_dir=None, image_size=None, take=None):
+def load_arrays(source, split="train", data_dir=None, image_size=None, take=None, lazy=False):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays.
 
-    For evaluation, and for `SwAV(augmentation=...)` training on data that fits in memory.
-    Fashion-MNIST, image folders (read by Pillow) and `(images, labels)` pairs need no
-    TensorFlow: they give what `load_images` gives, `image_size` resizing through
-    `keras.ops.image.resize` (bilinear, float32). tensorflow_datasets names go through
+    For evaluation, and for `SwAV(augmentation=...)` training (`lazy=True` keeps an image
+    folder on disk). Fashion-MNIST, image folders (read by Pillow) and `(images, labels)` pairs
+    need no TensorFlow: they give what `load_images` gives, `image_size` resizing as
+    `tf.image.resize` does (bilinear, float32, in NumPy). tensorflow_datasets names go through
     `load_images` and tf.data.
 
     Args:
@@ -41,10 +42,14 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
         data_dir: folder of the data. Defaults to `None`: the standard places.
         image_size: int or `(height, width)` to resize to. Defaults to `None`: keep.
         take: use only the first `take` examples. Defaults to `None`: all.
+        lazy: for an image folder, return its images as an `ImageFiles`, read from disk when
+            indexed (for folders larger than memory; `ImageBatches` streams it to `fit`),
+            instead of reading them all now. Other sources are read into memory whatever
+            its value. Defaults to `False`.
 
     Returns:
-        `(images, labels, info)`: the arrays and an `ImageSourceInfo` (statistics of the
-        training split).
+        `(images, labels, info)`: the arrays (or `ImageFiles`) and an `ImageSourceInfo`
+        (statistics of the training split).
 
     Example: `images, labels, info = load_arrays("fashion_mnist", "test", take=1000)`.
     """
@@ -52,6 +57,8 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
     take = None if take is None else check_int("take", take, minimum=1)
     if not isinstance(split, str):
         raise TypeError(f"`split` must be a string; received split={split!r}.")
+    if not isinstance(lazy, bool):
+        raise TypeError(f"`lazy` must be a bool; received lazy={lazy!r}.")
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return _pair_arrays(source[0], source[1], "arrays", split, image_size, take)
     if isinstance(source, str) and source == "fashion_mnist":
@@ -63,7 +70,8 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
     folder = os.path.expanduser(os.fspath(source)) if isinstance(
         source, (str, os.PathLike)) else None
     if folder and os.path.isdir(folder):
-        return image_folder_arrays(folder, split, image_size, take)
+        read = image_folder_files if lazy else image_folder_arrays
+        return read(folder, split, image_size, take)
     from swav_keras.data.sources import load_images  # tensorflow_datasets, through tf.data
 
     dataset, info = load_images(source, split, data_dir, image_size, take=take)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from swav_keras.data.image_files import ImageFiles
 from swav_keras.validation import check_int
 
 
@@ -12,15 +13,21 @@ class ImageBatches(keras.utils.PyDataset):
     The TensorFlow-free input of SwAV: a `keras.utils.PyDataset` (read by `fit` on every
     backend) that serves full batches of an in-memory image array, in a new order at each
     epoch, leaving the crops to `swav_keras.layers.MultiCropAugmentation` inside the model.
-    The last incomplete batch is dropped, since SwAV's Sinkhorn and queue want a constant batch
-    size. The order of epoch `e` depends only on `seed` and `e`, so a run resumed at an epoch
+    `images` may also be an `ImageFiles` (`load_arrays(folder, lazy=True)`): each batch is
+    then read from disk when served, and `workers=N` decodes N batches ahead in threads while
+    the model trains. The last incomplete batch is dropped, since SwAV's Sinkhorn and queue
+    want a constant batch size (`drop_remainder=False` keeps it, for features of every image).
+    The order of epoch `e` depends only on `seed` and `e`, so a run resumed at an epoch
     boundary sees the batches it would have seen.
 
     Args:
-        images: array `[N, H, W, C]` or `[N, H, W]` (a channel axis is added), raw pixels.
+        images: array `[N, H, W, C]` or `[N, H, W]` (a channel axis is added), raw pixels,
+            or an `ImageFiles`.
         batch_size: positive int, images per batch, at most `N`.
         shuffle: whether to reshuffle at every epoch. Defaults to `True`.
         seed: int >= 0 seeding the orders, or `None` for fresh ones. Defaults to `None`.
+        drop_remainder: whether to leave out the last batch when it is not full.
+            Defaults to `True`.
         **kwargs: `keras.utils.PyDataset` arguments (`workers`, `use_multiprocessing`,
             `max_queue_size`).
 
@@ -32,9 +39,11 @@ class ImageBatches(keras.utils.PyDataset):
     ```
     """
 
-    def __init__(self, images, batch_size, shuffle=True, seed=None, **kwargs):
+    def __init__(self, images, batch_size, shuffle=True, seed=None, drop_remainder=True,
+                 **kwargs):
         super().__init__(**kwargs)
-        images = np.asarray(images)
+        if not isinstance(images, ImageFiles):
+            images = np.asarray(images)
         if images.ndim == 3:
             images = images[..., None]
         if images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -52,6 +61,10 @@ class ImageBatches(keras.utils.PyDataset):
         if not isinstance(shuffle, bool):
             raise TypeError(f"`shuffle` must be a bool; received shuffle={shuffle!r}.")
         self.shuffle = shuffle
+        if not isinstance(drop_remainder, bool):
+            raise TypeError(
+                f"`drop_remainder` must be a bool; received drop_remainder={drop_remainder!r}.")
+        self.drop_remainder = drop_remainder
         self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.epoch = 0
@@ -72,7 +85,7 @@ class ImageBatches(keras.utils.PyDataset):
                 until the next epoch. Defaults to `0`.
         """
         self.epoch = check_int("epoch", epoch, minimum=0)
-        full = len(self.images) // self.batch_size
+        full = self._batches_per_epoch()
         self.skip = check_int("skip", skip, minimum=0)
         if self.skip >= full:
             raise ValueError(
@@ -81,8 +94,12 @@ class ImageBatches(keras.utils.PyDataset):
             )
         self._order = self._new_order()
 
+    def _batches_per_epoch(self):
+        whole, rest = divmod(len(self.images), self.batch_size)
+        return whole + (1 if rest and not self.drop_remainder else 0)
+
     def __len__(self):
-        return len(self.images) // self.batch_size - self.skip
+        return self._batches_per_epoch() - self.skip
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):

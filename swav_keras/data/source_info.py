@@ -38,13 +38,14 @@ def stats_from_sums(total, squares, count):
 
 
 def array_stats(images, chunk=4096):
-    """Per-channel mean and std of `[N, H, W, C]` pixels, in float64 chunks."""
+    """Per-channel mean and std of `[N, H, W, C]` pixels (an array, or anything sliced like
+    one, such as `ImageFiles`), in float64 chunks."""
     total = squares = 0.0
     for start in range(0, len(images), chunk):
         x = images[start:start + chunk].astype(np.float64)
         total = total + x.sum(axis=(0, 1, 2))
         squares = squares + np.square(x).sum(axis=(0, 1, 2))
-    return stats_from_sums(total, squares, images[..., 0].size)
+    return stats_from_sums(total, squares, len(images) * images.shape[1] * images.shape[2])
 
 
 def checked_pair(images, labels):

@@ -5,6 +5,8 @@ import sys
 import keras
 import numpy as np
 
+from swav_keras.data.image_batches import ImageBatches
+from swav_keras.data.image_files import ImageFiles
 from swav_keras.validation import check_int
 
 
@@ -20,6 +22,8 @@ def extract_features(encoder, data, batch_size=256, verbose="auto"):
     `data` may be:
     - a NumPy array of images `[N, ...]` (no labels);
     - a tuple `(images, labels)` of arrays with the same length;
+    - in either, an `ImageFiles` instead of the images (`load_arrays(folder, lazy=True)`):
+      its files are read batch by batch, by two threads ahead of the encoder;
     - a `tf.data.Dataset` of `(image, label)` pairs or of images alone, unbatched (it is
       batched here by `batch_size`) or already batched (its batches are used as they are).
       Batched or not is read from the rank of its images against the encoder's input rank.
@@ -51,7 +55,12 @@ def extract_features(encoder, data, batch_size=256, verbose="auto"):
         features, labels = _predict_dataset(encoder, data, batch_size, verbose)
     else:
         images, labels = _split(data)
-        features = encoder.predict(images, batch_size=batch_size, verbose=verbose)
+        if isinstance(images, ImageFiles):
+            served = ImageBatches(images, min(batch_size, len(images)), shuffle=False,
+                                  drop_remainder=False, workers=2)
+            features = encoder.predict(served, verbose=verbose)
+        else:
+            features = encoder.predict(images, batch_size=batch_size, verbose=verbose)
         _check_output(features)
     return np.asarray(features, dtype="float32"), labels
 
@@ -67,7 +76,8 @@ def encode(encoder, images, batch_size=256):
     Args:
         encoder: a `keras.Model` mapping a batch of images to features `[B, D]`.
         images: array `[N, ...]` of images as the encoder takes them (raw pixels for this
-            project's encoders); cast to float32.
+            project's encoders), or an `ImageFiles` (read `batch_size` files at a time);
+            cast to float32.
         batch_size: positive int, images per call. Defaults to `256`.
 
     Returns:
@@ -80,7 +90,8 @@ def encode(encoder, images, batch_size=256):
     ```
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    images = check_images("images", images)
+    if not isinstance(images, ImageFiles):  # files are read a batch at a time below
+        images = check_images("images", images)
     features = [
         keras.ops.convert_to_numpy(
             encoder(images[start : start + batch_size].astype("float32"), training=False)
@@ -249,7 +260,8 @@ def _split(data):
             "`data` must be a NumPy array of images, an (images, labels) tuple or a "
             f"tf.data.Dataset; received data of type {type(data).__name__}."
         )
-    images = _to_numpy(images)
+    if not isinstance(images, ImageFiles):
+        images = _to_numpy(images)
     if np.ndim(images) < 2:
         raise ValueError(
             f"`images` must be an array [N, ...] of at least 2 dimensions; "
