@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
+from image_folders import write_folder
 from no_tensorflow import other_backend, run_without_tensorflow
-from PIL import Image
 
 from swav_keras.data import load_arrays, load_images
 
@@ -25,16 +25,6 @@ def as_loaded(source, split="train", **kwargs):
     dataset, info = load_images(source, split, **kwargs)
     images, labels = next(iter(dataset.batch(10_000)))
     return images.numpy(), labels.numpy(), info
-
-
-def write_folder(root, sizes, mode="RGB"):
-    """Writes PNGs of `sizes` [(h, w), ...] into class folders `b`, `a` (labels 1, 0)."""
-    rng = np.random.default_rng(2)
-    for i, (h, w) in enumerate(sizes):
-        folder = root / ("b" if i % 2 else "a")
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, (h, w, 3) if mode == "RGB" else (h, w)).astype("uint8")
-        Image.fromarray(pixels, mode).save(folder / f"{9 - i}.png")
 
 
 def test_arrays_equal_load_images_and_resize_as_it_does():

@@ -5,22 +5,11 @@ import re
 import keras
 import numpy as np
 import pytest
+from image_folders import write_folder
 from no_tensorflow import other_backend, run_without_tensorflow
 from PIL import Image
 
 from swav_keras.data import ImageBatches, ImageFiles, load_arrays
-
-
-def write_folder(root, sizes, mode="RGB"):
-    """PNGs of `sizes` [(h, w), ...] in class folders `a`, `b`; returns their paths in
-    Keras's order (class by class, sorted names)."""
-    rng = np.random.default_rng(5)
-    for i, (h, w) in enumerate(sizes):
-        folder = root / ("b" if i % 2 else "a")
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, (h, w, 3) if mode == "RGB" else (h, w)).astype("uint8")
-        Image.fromarray(pixels, mode).save(folder / f"{i:02d}.png")
-    return sorted(str(path) for path in root.glob("*/*.png"))
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
