@@ -39,6 +39,7 @@ def test_indexing_follows_numpy_and_reads_only_what_it_selects(tmp_path):
     assert files[np.array([], int)].shape == (0, 5, 4, 3)
     with pytest.raises(IndexError):
         files[6]
+    np.testing.assert_array_equal(ImageFiles(np.array(paths))[:], expected)  # any sequence
     picked = files.select(slice(3, None))
     assert isinstance(picked, ImageFiles) and picked.paths == tuple(paths[3:])
     np.testing.assert_array_equal(picked[0], expected[3])

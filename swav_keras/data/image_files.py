@@ -46,7 +46,7 @@ class ImageFiles:
     """
 
     def __init__(self, paths, image_size=None, color_mode=None):
-        if isinstance(paths, (str, bytes)) or not hasattr(paths, "__len__") or not paths:
+        if isinstance(paths, (str, bytes)) or not hasattr(paths, "__len__") or len(paths) == 0:
             raise ValueError(
                 f"`paths` must be a non-empty list of image files; received paths={paths!r}."
             )
