@@ -35,6 +35,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks.machine import cpu_name
+from recipes.inputs import tensorflow_available
 from swav_keras.data import ImageBatches, load_arrays
 
 _FOLDER = flags.DEFINE_string(
@@ -66,22 +67,13 @@ def _predict_rate(model, served):
 def _tf_data_rate(folder, files, batch_size):
     import tensorflow as tf
 
-    mode = {"grayscale": "grayscale", "rgb": "rgb", "rgba": "rgba"}[files.color_mode]
     dataset = keras.utils.image_dataset_from_directory(
-        folder, batch_size=batch_size, image_size=files.shape[1:3], color_mode=mode,
+        folder, batch_size=batch_size, image_size=files.shape[1:3], color_mode=files.color_mode,
         shuffle=True, seed=0, verbose=False).prefetch(tf.data.AUTOTUNE)
     start, count = time.perf_counter(), 0
     for images, _ in dataset:
         count += int(images.shape[0])
     return count / (time.perf_counter() - start)
-
-
-def _tensorflow_installed():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def main(argv):
@@ -100,7 +92,7 @@ def main(argv):
             "files, 2 workers": lambda: _predict_rate(
                 model, ImageBatches(files, batch, seed=0, workers=2)),
         }
-        if _tensorflow_installed():
+        if tensorflow_available():
             rows["tf.data folder"] = lambda: _tf_data_rate(folder, files, batch)
         _predict_rate(model, ImageBatches(array, batch, seed=0))  # warm-up: compiles predict
         rates = {name: [] for name in rows}
