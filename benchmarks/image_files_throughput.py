@@ -9,6 +9,8 @@ machine's noise then hits every row alike), the images/s of:
   `predict`: the upper bound of the path;
 - `files, N workers`: `ImageBatches(ImageFiles)` through `predict` of a model that only
   averages each image (Keras's threaded enqueuer, as in `fit`), for N = 1 and 2;
+- `files, 2 processes`: the same with `use_multiprocessing=True` (Keras forks a pool of 2
+  processes at each epoch, and every batch comes back pickled; JAX warns about the fork);
 - `tf.data folder`: `keras.utils.image_dataset_from_directory` batches, when TensorFlow is
   installed (what the recipes stream where it is).
 
@@ -91,6 +93,8 @@ def main(argv):
             "files, 1 worker": lambda: _predict_rate(model, ImageBatches(files, batch, seed=0)),
             "files, 2 workers": lambda: _predict_rate(
                 model, ImageBatches(files, batch, seed=0, workers=2)),
+            "files, 2 processes": lambda: _predict_rate(
+                model, ImageBatches(files, batch, seed=0, workers=2, use_multiprocessing=True)),
         }
         if tensorflow_available():
             rows["tf.data folder"] = lambda: _tf_data_rate(folder, files, batch)
@@ -108,12 +112,12 @@ def main(argv):
           f"numpy {np.__version__}")
     print(f"machine: {platform.machine()}, {cpu_name()}, {cores} usable cores")
     reference = _FOLDER.value is None and _IMAGE_SIZE.value is None
-    print(f"{'path':<18} {'images/s':>10} {'vs in memory':>13}"
+    print(f"{'path':<20} {'images/s':>10} {'vs in memory':>13}"
           + (f" {'x step ceiling':>15}" if reference else ""))
     best = statistics.median(rates["in memory"])
     for name, values in rates.items():
         rate = statistics.median(values)
-        print(f"{name:<18} {rate:>10,.0f} {rate / best:>13.2f}"
+        print(f"{name:<20} {rate:>10,.0f} {rate / best:>13.2f}"
               + (f" {rate / _STEP_IMAGES_PER_S:>15.1f}" if reference else ""))
 
 
