@@ -13,7 +13,8 @@ Command:
 Figures (full Fashion-MNIST, 60k train / 10k test), on 2 CPU cores: raw pixels 84.07%
 majority / 84.59% weighted in about 1 minute; the main job's SwAV encoder (10 epochs) 85.86% /
 85.99% (TensorFlow) and 86.19% / 86.32% (JAX; 54 s there for the features, kNN and linear
-probe together); details in `benchmarks/RESULTS.md`.
+probe together); details in `benchmarks/RESULTS.md`. Which classes an encoder gets wrong, next
+to raw pixels: `python -m benchmarks.knn_per_class --representations=pixels,<encoder.keras>`.
 """
 
 import time
