@@ -57,12 +57,13 @@ def stage_outputs(encoder):
 
 
 def grid_pool(maps, grid):
-    """`[N, H, W, C]` maps averaged over `grid x grid` near-equal cells: `[N, grid*grid*C]`."""
-    rows = np.array_split(np.arange(maps.shape[1]), grid)
-    cols = np.array_split(np.arange(maps.shape[2]), grid)
-    cells = [maps[:, r[0]:r[-1] + 1, c[0]:c[-1] + 1].mean(axis=(1, 2))
-             for r in rows for c in cols]
-    return np.concatenate(cells, axis=1)
+    """`[N, H, W, C]` maps averaged over `grid x grid` disjoint near-equal cells (the
+    encoder's `GridAveragePooling2D`): `[N, grid*grid*C]`."""
+    import keras
+
+    from swav_keras.layers import GridAveragePooling2D
+
+    return keras.ops.convert_to_numpy(GridAveragePooling2D(grid)(maps))
 
 
 def stage_features(encoder, images, grids, chunk):

@@ -2,15 +2,14 @@
 
 
 def check_backbone_fields(config):
-    """Checks `config`'s `stages` and `pooling`, which only the small ResNet takes."""
-    from swav_keras.backbones.small_resnet import POOLINGS, check_stages
+    """Checks `config`'s `stages`, `pooling` and `grid_size`, which only the small ResNet
+    takes."""
+    from swav_keras.backbones.small_resnet import check_pooling, check_stages
 
-    if config.pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of {POOLINGS}; received pooling={config.pooling!r}."
-        )
-    for field, default in (("stages", 4), ("pooling", "avg")):
-        value = check_stages(config.stages) if field == "stages" else config.pooling
+    pooling, grid_size = check_pooling(config.pooling, config.grid_size)
+    checked = {"stages": check_stages(config.stages), "pooling": pooling, "grid_size": grid_size}
+    for field, default in (("stages", 4), ("pooling", "avg"), ("grid_size", 2)):
+        value = checked[field]
         if value != default and config.backbone != "small_resnet":
             raise ValueError(
                 f"`{field}` applies to the small ResNet only; received "
@@ -25,7 +24,8 @@ def build_encoder(config, info):
     shape = (None, None, info.image_shape[-1])
     if config.backbone == "small_resnet":
         return SmallResNet(config.width, shape, mean=info.mean, std=info.std,
-                           stages=config.stages, pooling=config.pooling)
+                           stages=config.stages, pooling=config.pooling,
+                           grid_size=config.grid_size)
     if config.backbone == "resnet50":
         return ResNet50(shape, mean=info.mean, std=info.std)
     raise ValueError(

@@ -23,7 +23,8 @@ class PretrainConfig:
         `brightness`, `contrast`, `saturation`, `hue`, `jitter_probability`,
         `grayscale_probability`, `blur_probability`, `flip`.
     Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width`,
-        `stages` and `pooling` (small ResNet only: `"avg"` or `"corners"`), `projection_dim`,
+        `stages`, `pooling` and `grid_size` (small ResNet only: `"avg"`, `"corners"` or
+        `"grid"` with `grid_size` cells a side), `projection_dim`,
         `hidden_dim`, `hidden_layers`,
         `num_prototypes`, `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`,
         `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
@@ -68,6 +69,7 @@ class PretrainConfig:
     width: int = 64
     stages: int = 4
     pooling: str = "avg"
+    grid_size: int = 2
     projection_dim: int = 128
     hidden_dim: int = 2048
     hidden_layers: int = 1
@@ -223,10 +225,16 @@ FIELD_ADVICE = {
     "encoder, 30 epochs instead of 10 added 0.6 point to the linear probe and none to kNN; "
     "with three stages at width 32 (bfloat16), 20 instead of 10 added 0.6 to kNN (88.1%) and "
     "0.4 to linear (90.3%) for twice the time (112 min on 2 CPU cores).",
-    "pooling": "How the small ResNet's last map becomes features: 'avg' (global average) or "
-    "'corners' (a 2x2 grid, four times the features; the .keras file then needs swav_keras "
-    "to load). On Fashion-MNIST with three stages at width 32, 10 epochs: 'corners' 91.2% "
-    "linear (30-epoch probe; 91.0% at 100) against 89.9%, the same kNN (87.5%).",
+    "pooling": "How the small ResNet's last map becomes features: 'avg' (global average), "
+    "'corners' (four corner windows, four times the features) or 'grid' (`grid_size` x "
+    "`grid_size` disjoint cells); the .keras file of the last two needs swav_keras to load. "
+    "On Fashion-MNIST with three stages at width 32, 10 epochs: 'corners' 91.2% linear "
+    "(30-epoch probe; 91.0% at 100) against 89.9%, the same kNN (87.5%).",
+    "grid_size": "Cells a side with `pooling='grid'`: grid_size**2 times the features; the "
+    "smallest crop's last map needs grid_size rows (a 14x14 crop with three stages: 4). On "
+    "Fashion-MNIST, the last 7x7 map of a three-stage width-32 encoder (15 epochs) pooled "
+    "4x4 gave 90.6% kNN on held-out training images, against 88.3% for the global average "
+    "and 89.4% for 2x2 (benchmarks/knn_by_pooling.py).",
     "batch_size": "Global, over all replicas. Sinkhorn splits each batch (plus the queue) "
     "evenly over the prototypes, so below a few hundred images the original adds a queue "
     "(see `queue_length`); change `base_learning_rate` with it (the original: 4.8 at 4096, "

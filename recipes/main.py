@@ -44,7 +44,9 @@ def evaluate(representations, config, data_dir, verbose="auto"):
 
 def format_table(rows, config, pretrain_seconds, total_seconds, backend):
     stages = f" ({config.stages} stages)" if config.stages != 4 else ""
-    stages += f", {config.pooling} pooling" if config.pooling != "avg" else ""
+    pooling = f"{config.grid_size}x{config.grid_size} grid" if (
+        config.pooling == "grid") else config.pooling
+    stages += f", {pooling} pooling" if config.pooling != "avg" else ""
     head = f", {config.hidden_layers} hidden layers in the head" if (
         config.hidden_layers != 1) else ""
     lines = [

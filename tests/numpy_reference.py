@@ -143,3 +143,18 @@ def sliding_average(maps, window_h, window_w):
             window = maps[:, i:i + window_h, j:j + window_w].astype("float64")
             out[:, i, j] = window.mean(axis=(1, 2))
     return out.reshape(n, rows * cols * c)
+
+
+def grid_average(maps, grid_size):
+    """NumPy reference: channels-last maps averaged over `grid_size x grid_size` disjoint
+    cells (row `h` of `H` in band `floor(h * grid_size / H)`, columns alike), cells row by
+    row, channels last."""
+    n, h, w, c = maps.shape
+    out = np.zeros((n, grid_size, grid_size, c), dtype="float64")
+    counts = np.zeros((grid_size, grid_size))
+    for row in range(h):
+        for col in range(w):
+            i, j = row * grid_size // h, col * grid_size // w
+            out[:, i, j] += maps[:, row, col].astype("float64")
+            counts[i, j] += 1
+    return (out / counts[None, :, :, None]).reshape(n, grid_size * grid_size * c)

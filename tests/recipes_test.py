@@ -259,9 +259,15 @@ def test_unknown_config_and_fields():
     ({"stages": 5}, "`stages` must be an integer in 1-4; received stages=5."),
     ({"backbone": "resnet50", "stages": 3},
      "`stages` applies to the small ResNet only; received stages=3 with backbone='resnet50'."),
-    ({"pooling": "max"}, "`pooling` must be one of ('avg', 'corners'); received pooling='max'."),
+    ({"pooling": "max"},
+     "`pooling` must be one of ('avg', 'corners', 'grid'); received pooling='max'."),
     ({"backbone": "resnet50", "pooling": "corners"},
      "`pooling` applies to the small ResNet only; received pooling='corners' with "
+     "backbone='resnet50'."),
+    ({"grid_size": 3},
+     "`grid_size` applies to pooling='grid' only; received grid_size=3 with pooling='avg'."),
+    ({"backbone": "resnet50", "pooling": "grid"},
+     "`pooling` applies to the small ResNet only; received pooling='grid' with "
      "backbone='resnet50'."),
 ])
 def test_bad_stages_and_pooling_are_refused_before_anything_is_written(tmp_path, changes, message):

@@ -286,5 +286,37 @@ def test_unknown_pooling_is_refused():
     with pytest.raises(ValueError) as error:
         SmallResNet(4, pooling="max")
     assert str(error.value) == (
-        "`pooling` must be one of ('avg', 'corners'); received pooling='max'."
+        "`pooling` must be one of ('avg', 'corners', 'grid'); received pooling='max'."
     )
+
+
+def test_grid_pooling_averages_disjoint_cells_of_the_last_map(tmp_path):
+    keras.utils.set_random_seed(0)
+    encoder = SmallResNet(4, (None, None, 1), mean=[72.9], std=[90.0], stages=3,
+                          pooling="grid", grid_size=3)
+    assert encoder.output_shape == (None, 9 * 16)
+    assert encoder.layers[-1].name == "grid_pool"
+    images = np.random.default_rng(0).uniform(0, 255, (3, 28, 28, 1)).astype("float32")
+    last_map = keras.ops.convert_to_numpy(
+        keras.Model(encoder.inputs, encoder.layers[-1].input)(images))
+    assert last_map.shape == (3, 7, 7, 16)
+    got = keras.ops.convert_to_numpy(encoder(images))
+    np.testing.assert_allclose(got, ref.grid_average(last_map, 3), rtol=1e-4, atol=1e-5)
+    # Small crops (14x14: a 4x4 map) give the same number of features.
+    assert tuple(encoder(images[:, :14, :14]).shape) == (3, 144)
+    path = str(tmp_path / "encoder.keras")
+    encoder.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), got, rtol=1e-5)
+
+
+def test_grid_size_without_grid_pooling_is_refused():
+    with pytest.raises(ValueError) as error:
+        SmallResNet(4, pooling="corners", grid_size=3)
+    assert str(error.value) == (
+        "`grid_size` applies to pooling='grid' only; received grid_size=3 with "
+        "pooling='corners'."
+    )
+    with pytest.raises(ValueError) as error:
+        SmallResNet(4, pooling="grid", grid_size=0)
+    assert str(error.value) == "`grid_size` must be a positive integer; received grid_size=0."

@@ -2,6 +2,7 @@
 
 from swav_keras.layers.corner_average_pooling import CornerAveragePooling2D
 from swav_keras.layers.feature_queue import FeatureQueue
+from swav_keras.layers.grid_average_pooling import GridAveragePooling2D
 from swav_keras.layers.im2col_conv2d import (
     CONV_IMPLEMENTATIONS,
     Im2colConv2D,
@@ -24,6 +25,7 @@ __all__ = [
     "CONV_IMPLEMENTATIONS",
     "CornerAveragePooling2D",
     "FeatureQueue",
+    "GridAveragePooling2D",
     "Im2colConv2D",
     "L2Normalize",
     "MultiCropAugmentation",
