@@ -14,7 +14,7 @@ def corner_pooled_encoder(encoder):
     `CornerAveragePooling2D` instead, so the model returns `4 * C` features per image instead
     of `C`. The layers (and weights) are the encoder's own; freeze or extract features as
     with the encoder itself. The standard protocol, and this project's kNN, use the encoder's
-    own globally pooled output.
+    own output (globally pooled, unless it ends in corner or grid pooling).
 
     Args:
         encoder: a functional or sequential `keras.Model` whose last layer is a channels-last
