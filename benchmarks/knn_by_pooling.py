@@ -31,14 +31,19 @@ from benchmarks.machine import cpu_name
 from recipes.features import ENCODER_SPEC_HELP
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("encoders", [],
-                  f"The encoders to score, comma-separated: each {ENCODER_SPEC_HELP}.")
-flags.DEFINE_list("poolings", ["avg", "corners", "grid2", "grid4"],
-                  "Poolings of the last map: `avg`, `corners` or `gridG` (G x G disjoint cells).")
-flags.DEFINE_integer("holdout", 10000, "Training images (the last ones) held out as queries of "
-                     "the held-out kNN; the rest are its memory.")
-flags.DEFINE_integer("chunk", 2048, "Images per forward pass and per pooling call.")
-flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
+
+
+def define_flags():
+    """The command's flags, defined when it runs (not on import: the tests import this module
+    beside other benchmarks that define flags of the same names)."""
+    flags.DEFINE_list("encoders", [],
+                      f"The encoders to score, comma-separated: each {ENCODER_SPEC_HELP}.")
+    flags.DEFINE_list("poolings", ["avg", "corners", "grid2", "grid4"], "Poolings of the last "
+                      "map: `avg`, `corners` or `gridG` (G x G disjoint cells).")
+    flags.DEFINE_integer("holdout", 10000, "Training images (the last ones) held out as "
+                         "queries of the held-out kNN; the rest are its memory.")
+    flags.DEFINE_integer("chunk", 2048, "Images per forward pass and per pooling call.")
+    flags.DEFINE_string("data_dir", None, "Folder of the Fashion-MNIST files.")
 
 _GRID = re.compile(r"grid([1-9][0-9]*)$")
 _POOLINGS = ("GlobalAveragePooling2D", "CornerAveragePooling2D", "GridAveragePooling2D")
@@ -132,4 +137,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
