@@ -56,6 +56,23 @@ def check_int_sequence(name, value, minimum=None, min_length=1):
     return tuple(int(item) for item in items)
 
 
+def check_feature_map_shape(layer, input_shape, minimum, reason):
+    """Checks that `input_shape` is `[batch, height, width, channels]` with known sizes of at
+    least `minimum`; `layer` names the layer in the messages, `reason` says why the minimum."""
+    shape = tuple(input_shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{layer} takes feature maps [batch, height, width, channels]; received inputs of "
+            f"shape {shape}."
+        )
+    for name, size in (("height", shape[1]), ("width", shape[2])):
+        if size is not None and size < minimum:
+            raise ValueError(
+                f"{layer} needs a feature map of {name} {minimum} or more ({reason}); "
+                f"received inputs of shape {shape}."
+            )
+
+
 def check_seed_generator(name, value):
     """Returns `value`, checking that it is a `keras.random.SeedGenerator`."""
     import keras  # here, so that this module stays free of Keras and its backend

@@ -82,6 +82,6 @@ def test_bad_input_shapes_are_refused():
     with pytest.raises(ValueError) as error:
         GridAveragePooling2D()(np.zeros((2, 5, 3), "float32"))
     assert str(error.value) == (
-        "GridAveragePooling2D takes feature maps [batch, height, width, channels]; "
+        "GridAveragePooling2D(grid_size=2) takes feature maps [batch, height, width, channels]; "
         "received inputs of shape (2, 5, 3)."
     )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from swav_keras.validation import check_feature_map_shape
+
 
 @keras.saving.register_keras_serializable(package="swav_keras")
 class CornerAveragePooling2D(keras.layers.Layer):
@@ -38,18 +40,8 @@ class CornerAveragePooling2D(keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                "CornerAveragePooling2D takes feature maps [batch, height, width, channels]; "
-                f"received inputs of shape {tuple(input_shape)}."
-            )
-        for name, size in (("height", input_shape[1]), ("width", input_shape[2])):
-            if size is not None and size < 2:
-                raise ValueError(
-                    f"CornerAveragePooling2D needs a feature map of {name} 2 or more (four "
-                    f"windows one smaller than the map); received inputs of shape "
-                    f"{tuple(input_shape)}."
-                )
+        check_feature_map_shape("CornerAveragePooling2D", input_shape, 2,
+                                "four windows one smaller than the map")
 
     def call(self, inputs):
         maps = ops.cast(inputs, "float32")

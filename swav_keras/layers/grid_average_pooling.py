@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from swav_keras.validation import check_int
+from swav_keras.validation import check_feature_map_shape, check_int
 
 
 @keras.saving.register_keras_serializable(package="swav_keras")
@@ -47,18 +47,9 @@ class GridAveragePooling2D(keras.layers.Layer):
         self.grid_size = check_int("grid_size", grid_size, minimum=1)
 
     def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                "GridAveragePooling2D takes feature maps [batch, height, width, channels]; "
-                f"received inputs of shape {tuple(input_shape)}."
-            )
-        for name, size in (("height", input_shape[1]), ("width", input_shape[2])):
-            if size is not None and size < self.grid_size:
-                raise ValueError(
-                    f"GridAveragePooling2D(grid_size={self.grid_size}) needs a feature map of "
-                    f"{name} {self.grid_size} or more (one row and column per cell at least); "
-                    f"received inputs of shape {tuple(input_shape)}."
-                )
+        check_feature_map_shape(f"GridAveragePooling2D(grid_size={self.grid_size})",
+                                input_shape, self.grid_size,
+                                "one row and column per cell at least")
 
     def call(self, inputs):
         maps = ops.cast(inputs, "float32")
