@@ -85,3 +85,15 @@ def test_bad_input_shapes_are_refused():
         "GridAveragePooling2D(grid_size=2) takes feature maps [batch, height, width, channels]; "
         "received inputs of shape (2, 5, 3)."
     )
+
+
+def test_a_map_too_small_for_the_grid_is_refused_when_the_model_takes_any_size():
+    inputs = keras.Input((None, None, 2))
+    model = keras.Model(inputs, GridAveragePooling2D(4)(inputs))
+    with pytest.raises(ValueError) as error:
+        model(np.zeros((2, 3, 5, 2), "float32"))
+    # Keras adds the layer's call arguments around an error raised in `call`.
+    assert (
+        "GridAveragePooling2D(grid_size=4) needs a feature map of height 4 or more (one row "
+        "and column per cell at least); received inputs of shape (2, 3, 5, 2)."
+    ) in str(error.value)

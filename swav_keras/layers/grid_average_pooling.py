@@ -47,11 +47,12 @@ class GridAveragePooling2D(keras.layers.Layer):
         self.grid_size = check_int("grid_size", grid_size, minimum=1)
 
     def build(self, input_shape):
-        check_feature_map_shape(f"GridAveragePooling2D(grid_size={self.grid_size})",
-                                input_shape, self.grid_size,
-                                "one row and column per cell at least")
+        self._check_shape(input_shape)
 
     def call(self, inputs):
+        # Again here: a model built for any size (`input_shape=(None, None, C)`) learns the
+        # map's size only when it is called, and an empty cell would average to NaN.
+        self._check_shape(inputs.shape)
         maps = ops.cast(inputs, "float32")
         rows = self._cell_averages(inputs.shape[1] or ops.shape(inputs)[1])
         cols = self._cell_averages(inputs.shape[2] or ops.shape(inputs)[2])
@@ -59,6 +60,10 @@ class GridAveragePooling2D(keras.layers.Layer):
         pooled = ops.einsum("jw,biwc->bijc", cols, pooled)
         channels = inputs.shape[-1] or ops.shape(inputs)[-1]
         return ops.reshape(pooled, (-1, self.grid_size * self.grid_size * channels))
+
+    def _check_shape(self, shape):
+        check_feature_map_shape(f"GridAveragePooling2D(grid_size={self.grid_size})", shape,
+                                self.grid_size, "one row and column per cell at least")
 
     def _cell_averages(self, size):
         """`[grid_size, size]`: row `i` averages the positions of cell `i`."""
