@@ -3,11 +3,13 @@
 
 def check_backbone_fields(config):
     """Checks `config`'s `stages`, `pooling` and `grid_size`, which only the small ResNet
-    takes."""
-    from swav_keras.backbones.small_resnet import check_pooling, check_stages
+    takes, and that the smallest of its `crop_sizes` leaves the pooling a large enough map."""
+    from swav_keras.backbones.small_resnet import check_pooling, check_stages, last_map_size
+    from swav_keras.validation import check_int_sequence
 
     pooling, grid_size = check_pooling(config.pooling, config.grid_size)
-    checked = {"stages": check_stages(config.stages), "pooling": pooling, "grid_size": grid_size}
+    stages = check_stages(config.stages)
+    checked = {"stages": stages, "pooling": pooling, "grid_size": grid_size}
     for field, default in (("stages", 4), ("pooling", "avg"), ("grid_size", 2)):
         value = checked[field]
         if value != default and config.backbone != "small_resnet":
@@ -15,6 +17,21 @@ def check_backbone_fields(config):
                 f"`{field}` applies to the small ResNet only; received "
                 f"{field}={value!r} with backbone={config.backbone!r}."
             )
+    if pooling == "avg":
+        return
+    # The pooling layer would refuse the smallest crop's map at the first step; say it now.
+    smallest = min(check_int_sequence("crop_sizes", config.crop_sizes, minimum=1))
+    side = last_map_size(smallest, stages)
+    needed = grid_size if pooling == "grid" else 2
+    if side < needed:
+        what, fix = f"grid_size={grid_size}", "a smaller `grid_size`, "
+        if pooling == "corners":
+            what, fix = "pooling='corners'", ""
+        raise ValueError(
+            f"{what} needs a last feature map of {needed}x{needed} or more, but the smallest "
+            f"crop (crop_sizes={tuple(config.crop_sizes)!r}) gives {side}x{side} with "
+            f"stages={stages}: use {fix}fewer `stages` or larger `crop_sizes`."
+        )
 
 
 def build_encoder(config, info):

@@ -269,6 +269,14 @@ def test_unknown_config_and_fields():
     ({"backbone": "resnet50", "pooling": "grid"},
      "`pooling` applies to the small ResNet only; received pooling='grid' with "
      "backbone='resnet50'."),
+    ({"pooling": "grid", "grid_size": 3},
+     "grid_size=3 needs a last feature map of 3x3 or more, but the smallest crop "
+     "(crop_sizes=(28, 14)) gives 2x2 with stages=4: use a smaller `grid_size`, fewer `stages` "
+     "or larger `crop_sizes`."),
+    ({"pooling": "corners", "crop_sizes": (28, 4)},
+     "pooling='corners' needs a last feature map of 2x2 or more, but the smallest crop "
+     "(crop_sizes=(28, 4)) gives 1x1 with stages=4: use fewer `stages` or larger "
+     "`crop_sizes`."),
 ])
 def test_bad_stages_and_pooling_are_refused_before_anything_is_written(tmp_path, changes, message):
     workdir = str(tmp_path / "run")

@@ -10,7 +10,7 @@ import numpy as np
 import numpy_reference as ref
 import pytest
 
-from swav_keras.backbones.small_resnet import SmallResNet
+from swav_keras.backbones.small_resnet import SmallResNet, last_map_size
 
 
 def _images(shape, seed=0):
@@ -320,3 +320,23 @@ def test_grid_size_without_grid_pooling_is_refused():
     with pytest.raises(ValueError) as error:
         SmallResNet(4, pooling="grid", grid_size=0)
     assert str(error.value) == "`grid_size` must be a positive integer; received grid_size=0."
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+def test_last_map_size_is_the_size_of_the_encoders_last_map(stages):
+    encoder = SmallResNet(2, (None, None, 1), stages=stages)
+    last_map = keras.Model(encoder.inputs, encoder.layers[-1].input)
+    for size in (1, 2, 3, 5, 7, 8, 14, 15, 28, 32):
+        got = last_map(np.zeros((1, size, size, 1), "float32")).shape
+        assert tuple(got[1:3]) == (last_map_size(size, stages),) * 2, size
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image_size": 0, "stages": 3},
+     "`image_size` must be a positive integer; received image_size=0."),
+    ({"image_size": 28, "stages": 0}, "`stages` must be an integer in 1-4; received stages=0."),
+])
+def test_last_map_size_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        last_map_size(**kwargs)
+    assert str(error.value) == message

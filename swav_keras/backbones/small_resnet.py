@@ -138,6 +138,16 @@ def _basic_block(x, filters, strides, name):
 POOLINGS = ("avg", "corners", "grid")
 
 
+def last_map_size(image_size, stages=4):
+    """The side of the last feature map that `SmallResNet(stages=stages)` makes of square
+    `image_size`-pixel images: each stage after the first halves it, rounding up (a 28-pixel
+    image with four stages gives 4, a 14-pixel crop with three gives 4)."""
+    size = check_int("image_size", image_size, minimum=1)
+    for _ in range(check_stages(stages) - 1):
+        size = (size + 1) // 2
+    return size
+
+
 def check_pooling(pooling, grid_size):
     """Returns `(pooling, grid_size)` checked: a name of `POOLINGS`, and `grid_size` (a
     positive int) other than its default 2 only with `pooling="grid"`."""
