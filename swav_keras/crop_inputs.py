@@ -28,7 +28,11 @@ def crops_as_list(inputs):
 
     Example:
 
-    >>> crops = crops_as_list({"crop_10": a, "crop_2": b, "crop_1": c})  # [c, b, a]
+    >>> import numpy as np
+    >>> from swav_keras.crop_inputs import crops_as_list
+    >>> crops = {f"crop_{i}": np.full((1, 2, 2, 1), i) for i in (10, 2, 1)}
+    >>> [int(crop[0, 0, 0, 0]) for crop in crops_as_list(crops)]
+    [1, 2, 10]
     """
     if isinstance(inputs, dict):
         crops = [inputs[k] for k in sorted(inputs, key=natural_key)]
@@ -76,7 +80,10 @@ def resolution_groups(crops):
 
     Example:
 
-    >>> [len(g) for g in resolution_groups([a224, b224, c96, d96, e96])]
+    >>> import numpy as np
+    >>> from swav_keras.crop_inputs import resolution_groups
+    >>> crops = [np.zeros((1, size, size, 3)) for size in (224, 224, 96, 96, 96)]
+    >>> [len(group) for group in resolution_groups(crops)]
     [2, 3]
     """
     groups = []

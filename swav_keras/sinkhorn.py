@@ -46,6 +46,7 @@ def sinkhorn(scores, epsilon=0.05, iterations=3, all_reduce_sum=None, all_reduce
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras import sinkhorn
     >>> scores = np.random.default_rng(0).uniform(-1, 1, (8, 4)).astype("float32")
     >>> codes = sinkhorn(scores, epsilon=0.05, iterations=3)
     >>> np.allclose(np.asarray(codes).sum(axis=1), 1.0, atol=1e-5)

@@ -118,6 +118,7 @@ def swav_loss(
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras import swav_loss
     >>> rng = np.random.default_rng(0)
     >>> crops = [rng.uniform(-1, 1, (16, 10)).astype("float32") for _ in range(4)]
     >>> float(swav_loss(crops, crops_for_assign=(0, 1))) > 0

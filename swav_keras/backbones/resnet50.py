@@ -35,6 +35,7 @@ def ResNet50(input_shape=(None, None, 3), mean=None, std=None, name="resnet50"):
 
     Example:
 
+    >>> from swav_keras.backbones import ResNet50
     >>> encoder = ResNet50(input_shape=(224, 224, 3), mean=[123.7, 116.3, 103.5],
     ...                    std=[58.4, 57.1, 57.4])
     >>> encoder.output_shape

@@ -233,6 +233,7 @@ def SmallResNet(
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.backbones import SmallResNet
     >>> encoder = SmallResNet(width=4, input_shape=(None, None, 1), mean=[72.9], std=[90.0])
     >>> encoder.output_shape
     (None, 32)

@@ -20,6 +20,8 @@ class EncoderCheckpoint(keras.callbacks.Callback):
     Example:
 
     ```python
+    from swav_keras.callbacks import EncoderCheckpoint
+
     model.fit(dataset, epochs=10, callbacks=[EncoderCheckpoint("run/encoder.keras")])
     ```
     """

@@ -46,8 +46,11 @@ class KNNMonitor(keras.callbacks.Callback):
     Example:
 
     ```python
-    monitor = KNNMonitor((x_train[:10000], y_train[:10000]), (x_test, y_test))
-    swav.fit(dataset, epochs=10, callbacks=[monitor, keras.callbacks.CSVLogger("log.csv")])
+    import keras
+    from swav_keras.callbacks import KNNMonitor
+
+    monitor = KNNMonitor((images[:10000], labels[:10000]), (test_images, test_labels))
+    model.fit(dataset, epochs=10, callbacks=[monitor, keras.callbacks.CSVLogger("log.csv")])
     ```
 
     Reference:

@@ -18,6 +18,9 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     a resumed run can finish the interrupted epoch with only its remaining batches:
 
     ```python
+    from swav_keras.callbacks import MidEpochBackupAndRestore, StopAfterEpoch
+
+    epochs = 10
     backup = MidEpochBackupAndRestore("run/backup", save_every_steps=100)
     epoch, steps_done = backup.position()
     if steps_done:  # finish the interrupted epoch first, with its remaining batches

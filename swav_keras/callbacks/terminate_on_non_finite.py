@@ -18,6 +18,8 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     Example:
 
     ```python
+    from swav_keras.callbacks import TerminateOnNonFinite
+
     model.fit(dataset, callbacks=[TerminateOnNonFinite()])
     ```
     """

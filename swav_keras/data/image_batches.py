@@ -34,8 +34,11 @@ class ImageBatches(keras.utils.PyDataset):
     Example:
 
     ```python
-    images, _ = swav_keras.data.load_fashion_mnist()
-    model.fit(ImageBatches(images, batch_size=256, seed=0), epochs=10)
+    from swav_keras.data import ImageBatches, load_fashion_mnist
+
+    images, _ = load_fashion_mnist()
+    batches = ImageBatches(images, batch_size=256, seed=0)  # the `x` of `SwAV.fit`
+    print(len(batches))  # 234 batches per epoch
     ```
     """
 

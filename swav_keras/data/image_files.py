@@ -39,9 +39,10 @@ class ImageFiles:
     Example:
 
     ```python
-    files, labels, info = swav_keras.data.load_arrays("~/imagenette2", lazy=True,
-                                                      image_size=160)
-    model.fit(swav_keras.data.ImageBatches(files, batch_size=256, seed=0, workers=4))
+    from swav_keras.data import ImageBatches, load_arrays
+
+    files, labels, info = load_arrays("~/imagenette2", lazy=True, image_size=160)
+    batches = ImageBatches(files, batch_size=256, seed=0, workers=4)  # for SwAV(augmentation=)
     ```
     """
 

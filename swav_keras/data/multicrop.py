@@ -73,9 +73,11 @@ class MultiCrop:
     Example:
 
     ```python
+    from swav_keras.data import MultiCrop
+
     multicrop = MultiCrop(num_crops=(2, 4), crop_sizes=(28, 14), min_scales=(0.3, 0.08),
                           max_scales=(1.0, 0.3), saturation=0.0, hue=0.0, blur_probability=0.0)
-    crops = multicrop(images_uint8, seed=[0, 1])  # 6 float32 tensors, 0..255
+    crops = multicrop(images, seed=[0, 1])  # 6 float32 tensors, 0..255
     ```
 
     Reference:
@@ -232,7 +234,9 @@ def multicrop_dataset(
     Example:
 
     ```python
-    images, _ = swav_keras.data.load_fashion_mnist()
+    from swav_keras.data import MultiCrop, load_fashion_mnist, multicrop_dataset
+
+    images, _ = load_fashion_mnist()
     multicrop = MultiCrop((2, 4), (28, 14), (0.3, 0.08), (1.0, 0.3), saturation=0.0, hue=0.0,
                           jitter_strength=0.5, grayscale_probability=0.0, blur_probability=0.0)
     model.fit(multicrop_dataset(images, multicrop, batch_size=256, seed=0), epochs=10)

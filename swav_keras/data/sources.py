@@ -200,6 +200,10 @@ def load_images(source, split="train", data_dir=None, image_size=None, take=None
     Example:
 
     ```python
+    import keras
+    import numpy as np
+    from swav_keras.data import load_images
+
     dataset, info = load_images("fashion_mnist", take=1024)
     normalize = keras.layers.Normalization(mean=info.mean, variance=np.square(info.std))
     ```

@@ -27,7 +27,10 @@ def corner_pooled_encoder(encoder):
     Example:
 
     ```python
-    encoder = keras.saving.load_model("runs/fmnist/encoder.keras")
+    import keras
+    from swav_keras.evaluation import corner_pooled_encoder, extract_features
+
+    encoder = keras.saving.load_model("encoder.keras")  # e.g. runs/fmnist/encoder.keras
     features, labels = extract_features(corner_pooled_encoder(encoder), (images, labels))
     ```
     """

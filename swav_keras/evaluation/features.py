@@ -44,8 +44,11 @@ def extract_features(encoder, data, batch_size=256, verbose="auto"):
     Example:
 
     ```python
+    import keras
+    from swav_keras.evaluation import extract_features
+
     encoder = keras.saving.load_model("encoder.keras")
-    train_x, train_y = extract_features(encoder, (train_images, train_labels))
+    train_x, train_y = extract_features(encoder, (images, labels))
     ```
     """
     check_encoder(encoder)
@@ -86,7 +89,9 @@ def encode(encoder, images, batch_size=256):
     Example:
 
     ```python
-    features = encode(swav.encoder, test_images[:1000])
+    from swav_keras.evaluation import encode
+
+    features = encode(model.encoder, test_images[:1000])
     ```
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -120,6 +125,7 @@ def pixel_features(data):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.evaluation import pixel_features
     >>> features, labels = pixel_features((np.zeros((5, 28, 28, 1)), np.arange(5)))
     >>> features.shape, labels.shape
     ((5, 784), (5,))

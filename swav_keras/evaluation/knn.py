@@ -55,6 +55,7 @@ def knn_classify(
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.evaluation import knn_classify
     >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     >>> knn_classify(train, np.array([0, 0, 1]), np.array([[1.0, 0.2]]), k=2)["majority"]
     array([0])
@@ -101,7 +102,9 @@ def knn_accuracy(
     Example:
 
     ```python
-    train_x, train_y = extract_features(encoder, (train_images, train_labels))
+    from swav_keras.evaluation import extract_features, knn_accuracy
+
+    train_x, train_y = extract_features(encoder, (images, labels))
     test_x, test_y = extract_features(encoder, (test_images, test_labels))
     print(knn_accuracy(train_x, train_y, test_x, test_y))  # {"majority": .., "weighted": ..}
     ```

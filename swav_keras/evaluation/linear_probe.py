@@ -84,7 +84,9 @@ def linear_probe(
     Example:
 
     ```python
-    train_x, train_y = extract_features(encoder, (train_images, train_labels))
+    from swav_keras.evaluation import extract_features, linear_probe
+
+    train_x, train_y = extract_features(encoder, (images, labels))
     test_x, test_y = extract_features(encoder, (test_images, test_labels))
     result = linear_probe(train_x, train_y, test_x, test_y, epochs=10)
     print(result["top1"], result["top5"])
@@ -168,6 +170,7 @@ def top_k_accuracy(logits, labels, k=1):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.evaluation import top_k_accuracy
     >>> top_k_accuracy(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]), np.array([2, 0]), k=2)
     1.0
     """

@@ -27,7 +27,9 @@ class CornerAveragePooling2D(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
+    >>> from swav_keras.layers import CornerAveragePooling2D
     >>> maps = np.arange(2 * 3 * 3 * 1, dtype="float32").reshape(2, 3, 3, 1)
     >>> keras.ops.convert_to_numpy(CornerAveragePooling2D()(maps))[0]
     array([2., 3., 5., 6.], dtype=float32)

@@ -36,6 +36,7 @@ class FeatureQueue(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.layers import FeatureQueue
     >>> queue = FeatureQueue(num_queues=1, length=4, dim=2)
     >>> queue.push([np.ones((2, 2), "float32")])
     >>> bool(queue.is_full())

@@ -32,7 +32,9 @@ class GridAveragePooling2D(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
+    >>> from swav_keras.layers import GridAveragePooling2D
     >>> maps = np.arange(3 * 3, dtype="float32").reshape(1, 3, 3, 1)
     >>> keras.ops.convert_to_numpy(GridAveragePooling2D(2)(maps))[0]
     array([2. , 3.5, 6.5, 8. ], dtype=float32)

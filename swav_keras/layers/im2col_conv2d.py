@@ -17,7 +17,7 @@ def im2col_conv(inputs, kernel):
     Why: XLA's CPU convolutions have slow gradients for some shapes (the kernel gradient of a
     28x28 16-channel 3x3 conv takes 20 times its forward); in a whole SwAV step of the small
     ResNet on 2 CPU cores, JAX trains 1.2 to 1.4 times as many images per second with this
-    form (`benchmarks/train_step_throughput.py`, `benchmarks/conv_gradients.py`). On GPUs
+    form (`benchmarks/train_step_throughput.py`, `experiments/conv_gradients.py`). On GPUs
     and TPUs the native convolution is faster.
 
     Args:
@@ -62,6 +62,8 @@ class Conv2D(keras.layers.Conv2D):
     Example:
 
     ```python
+    from swav_keras.layers import Im2colConv2D
+
     layer = Im2colConv2D(16, 3, padding="same")
     ```
     """
@@ -156,6 +158,9 @@ def with_conv_implementation(model, implementation="auto"):
     Example:
 
     ```python
+    from swav_keras.backbones import SmallResNet
+    from swav_keras.layers import with_conv_implementation
+
     encoder, chosen = with_conv_implementation(SmallResNet(width=16), "auto")
     ```
     """

@@ -24,6 +24,7 @@ class L2Normalize(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.layers import L2Normalize
     >>> y = L2Normalize()(np.array([[3.0, 4.0]], "float32"))
     >>> np.allclose(np.asarray(y), [[0.6, 0.8]])
     True

@@ -93,12 +93,14 @@ class MultiCropAugmentation(keras.layers.Layer):
     Example:
 
     ```python
+    import swav_keras
+
     augmentation = swav_keras.layers.MultiCropAugmentation(
         num_crops=(2, 4), crop_sizes=(28, 14), min_scales=(0.3, 0.08), max_scales=(1.0, 0.3),
         saturation=0.0, hue=0.0, grayscale_probability=0.0, seed=0)
     model = swav_keras.SwAV(encoder, num_prototypes=128, augmentation=augmentation)
     model.compile(optimizer="sgd")
-    model.fit(swav_keras.data.ImageBatches(images_uint8, batch_size=256, seed=0), epochs=10)
+    model.fit(swav_keras.data.ImageBatches(images, batch_size=256, seed=0), epochs=10)
     ```
 
     Reference:

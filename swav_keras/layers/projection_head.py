@@ -39,11 +39,12 @@ class ProjectionHead(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.layers import ProjectionHead
     >>> head = ProjectionHead(hidden_dim=32, output_dim=8)
-    >>> head(np.zeros((4, 16), "float32")).shape
+    >>> tuple(head(np.zeros((4, 16), "float32")).shape)
     (4, 8)
     >>> deeper = ProjectionHead(hidden_dim=32, output_dim=8, hidden_layers=3)
-    >>> deeper(np.zeros((4, 16), "float32")).shape
+    >>> tuple(deeper(np.zeros((4, 16), "float32")).shape)
     (4, 8)
 
     Reference:

@@ -32,8 +32,9 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.layers import SyncBatchNormalization
     >>> layer = SyncBatchNormalization(momentum=0.9, epsilon=1e-5)
-    >>> layer(np.ones((4, 3), "float32"), training=True).shape
+    >>> tuple(layer(np.ones((4, 3), "float32"), training=True).shape)
     (4, 3)
 
     Reference:

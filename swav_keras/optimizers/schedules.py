@@ -45,6 +45,7 @@ def warmup_cosine_decay(
 
     Example:
 
+    >>> from swav_keras.optimizers import warmup_cosine_decay
     >>> schedule = warmup_cosine_decay(4.8, 0.0048, total_steps=1000, warmup_steps=100)
     >>> round(float(schedule(100)), 4), round(float(schedule(1000)), 4)
     (4.8, 0.0048)

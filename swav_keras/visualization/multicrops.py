@@ -44,6 +44,10 @@ def plot_multicrops(
     Example:
 
     ```python
+    from swav_keras.data import MultiCrop, multicrop_dataset
+    from swav_keras.visualization import plot_multicrops
+
+    multicrop = MultiCrop((2, 4), (28, 14), (0.3, 0.08), (1.0, 0.3), saturation=0, hue=0)
     batch = next(iter(multicrop_dataset(images, multicrop, batch_size=8, seed=0)))
     plot_multicrops(batch, "crops.png", num_images=4)
     ```

@@ -60,6 +60,9 @@ def plot_prototype_neighbours(
     Example:
 
     ```python
+    import keras
+    from swav_keras.visualization import plot_prototype_neighbours
+
     z = model.l2_normalize(model.projection_head(model.encoder(images)))
     kernel = keras.ops.convert_to_numpy(model.prototypes.kernel)  # [D, K]
     plot_prototype_neighbours(images, z, kernel.T, "clusters.png", labels=labels)

@@ -40,6 +40,9 @@ def plot_training_curves(history, path, metrics=None, title=None):
     Example:
 
     ```python
+    import keras
+    from swav_keras.visualization import plot_training_curves
+
     history = model.fit(dataset, epochs=20, callbacks=[keras.callbacks.CSVLogger("log.csv")])
     plot_training_curves(history, "curves.png")
     plot_training_curves("log.csv", "curves.png")  # the same, from the log
