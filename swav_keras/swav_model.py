@@ -1,5 +1,7 @@
 """The SwAV model: an encoder, a projection head and prototypes, trained with `model.fit`."""
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -30,6 +32,13 @@ class SwAV(MultiWorkerFit, keras.Model):
     to Sinkhorn for small batches. Only `model.encoder` is meant to be kept: save it alone as
     `.keras`.
 
+    With several prototype heads (`num_prototypes=(K1, K2, ...)`, as the original's
+    `--nmb_prototypes 3000 3000 3000`), each head scores the same embeddings against its own
+    prototypes and gets its own Sinkhorn codes (with a queue, each head re-scores the one
+    shared queue of embeddings); the loss is the mean of the heads' swapped losses, as the
+    original averages its heads (`loss /= len(args.nmb_prototypes)`). `model.prototypes` is the
+    first head, `model.extra_prototypes` the others, `model.prototype_heads()` all of them.
+
     The training step is Keras's own on every backend: the model overrides `compute_loss`
     only. Its state (step counter, queue) lives in non-trainable variables, so checkpoints
     restore it. Under a mixed precision policy the encoder runs in float16 or bfloat16 while the
@@ -40,7 +49,11 @@ class SwAV(MultiWorkerFit, keras.Model):
     Logged metrics besides `loss`: `prototypes_used`, the number of prototypes that are the
     best match of at least one sample of the batch (first assignment crop), and
     `assignment_entropy`, the entropy (nats) of the batch's mean predicted assignment; both
-    fall towards 1 and 0 when training collapses onto few prototypes.
+    fall towards 1 and 0 when training collapses onto few prototypes. With several heads both,
+    and the `prototype_counts` that `AssignmentMonitor` reads, are the first head's.
+
+    Like Keras's own `compute_loss`, the loss includes `model.losses` (weight regularisers and
+    `add_loss` terms of the encoder or any other sub-layer).
 
     Args:
         encoder: a `keras.Model` mapping images `[B, H, W, C]` to features `[B, D]`; any input
@@ -48,7 +61,8 @@ class SwAV(MultiWorkerFit, keras.Model):
         projection_dim: positive int, embedding dimension. Defaults to `128`.
         hidden_dim: int >= 0, hidden width of the projection head (0: linear head).
             Defaults to `2048`.
-        num_prototypes: positive int, K. Defaults to `3000`.
+        num_prototypes: positive int, K, for one head; or a non-empty list or tuple of
+            positive ints, one head of K_i prototypes each. Defaults to `3000`.
         temperature: positive float, softmax temperature of the predictions. Defaults to `0.1`.
         epsilon: positive float, Sinkhorn's regularisation. Defaults to `0.05`.
         sinkhorn_iterations: positive int. Defaults to `3`.
@@ -75,10 +89,13 @@ class SwAV(MultiWorkerFit, keras.Model):
     Example:
 
     ```python
+    import keras
+    import swav_keras
+
     encoder = swav_keras.backbones.SmallResNet(width=16, input_shape=(None, None, 1))
     model = swav_keras.SwAV(encoder, projection_dim=64, hidden_dim=512, num_prototypes=128)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    model.fit(multicrop_dataset, epochs=10)
+    model.fit(dataset, epochs=10)  # e.g. `swav_keras.data.multicrop_dataset`
     model.encoder.save("encoder.keras")
     ```
 
@@ -115,7 +132,8 @@ class SwAV(MultiWorkerFit, keras.Model):
         self.projection_dim = check_int("projection_dim", projection_dim, minimum=1)
         self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=0)
         self.hidden_layers = check_int("hidden_layers", hidden_layers, minimum=1)
-        self.num_prototypes = check_int("num_prototypes", num_prototypes, minimum=1)
+        self.num_prototypes = _check_num_prototypes(num_prototypes)
+        head_sizes = self._head_sizes()
         self.temperature = check_float("temperature", temperature, positive=True)
         self.epsilon = check_float("epsilon", epsilon, positive=True)
         self.sinkhorn_iterations = check_int("sinkhorn_iterations", sinkhorn_iterations, minimum=1)
@@ -156,7 +174,12 @@ class SwAV(MultiWorkerFit, keras.Model):
             name="projection_head",
         )
         self.l2_normalize = L2Normalize(dtype="float32", name="l2_normalize")
-        self.prototypes = Prototypes(num_prototypes, dtype="float32", name="prototypes")
+        # The first head keeps the single head's name, so its variable paths are the same.
+        self.prototypes = Prototypes(head_sizes[0], dtype="float32", name="prototypes")
+        self.extra_prototypes = [
+            Prototypes(k, dtype="float32", name=f"prototypes_{h}")
+            for h, k in enumerate(head_sizes[1:], start=1)
+        ]
         self.queue = None
         if self.queue_length:
             # On several replicas each keeps its share of the queue (tf.distribute replicas,
@@ -182,11 +205,11 @@ class SwAV(MultiWorkerFit, keras.Model):
             dtype="int32",
             trainable=False,
         )
-        # Samples won by each prototype (argmax of the first assignment crop's scores) since
-        # the last reset; read and reset by `AssignmentMonitor` once per epoch.
+        # Samples won by each prototype of the first head (argmax of the first assignment crop's
+        # scores) since the last reset; read and reset by `AssignmentMonitor` once per epoch.
         self.prototype_counts = self.add_weight(
             name="prototype_counts",
-            shape=(self.num_prototypes,),
+            shape=(head_sizes[0],),
             initializer="zeros",
             dtype="float32",
             trainable=False,
@@ -199,8 +222,10 @@ class SwAV(MultiWorkerFit, keras.Model):
         """Embeddings and prototype scores of every crop.
 
         Returns:
-            A dict with `"embeddings"` (list of `[B, projection_dim]`), `"scores"` (list of
-            `[B, K]`) and `"non_finite"` (boolean scalar: some input held NaN or Inf).
+            A dict with `"embeddings"` (list of `[B, projection_dim]`, one per crop),
+            `"scores"` (with an int `num_prototypes`: list of `[B, K]`, one per crop; with a
+            sequence: one such list per head, `scores[h][crop]` of shape `[B, K_h]`) and
+            `"non_finite"` (boolean scalar: some input held NaN or Inf).
         """
         if self.augmentation is not None:
             inputs = self.augmentation(_images_of(inputs))
@@ -221,16 +246,30 @@ class SwAV(MultiWorkerFit, keras.Model):
         frozen = None
         if self.freeze_prototypes_steps:
             frozen = ops.less(ops.convert_to_tensor(self.step), self.freeze_prototypes_steps)
-        scores = self.prototypes(embeddings, frozen=frozen)
+        scores = [
+            ops.split(head(embeddings, frozen=frozen), num_crops, axis=0)
+            for head in self.prototype_heads()
+        ]
         return {
             "embeddings": ops.split(embeddings, num_crops, axis=0),
-            "scores": ops.split(scores, num_crops, axis=0),
+            "scores": scores if self._several_heads() else scores[0],
             "non_finite": non_finite,
         }
 
+    def prototype_heads(self):
+        """The `Prototypes` layers, one per head: `[model.prototypes, *model.extra_prototypes]`."""
+        return [self.prototypes, *self.extra_prototypes]
+
+    def _head_sizes(self):
+        return self.num_prototypes if self._several_heads() else (self.num_prototypes,)
+
+    def _several_heads(self):
+        return isinstance(self.num_prototypes, tuple)
+
     # -------------------------------------------------------------------------------- loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """SwAV's swapped prediction loss; updates the step counter and queue when training."""
+        """SwAV's swapped prediction loss (mean over heads) plus `self.losses` (regularisers);
+        updates the step counter and queue when training."""
         del x, y, sample_weight
         scores, embeddings = y_pred["scores"], y_pred["embeddings"]
         adapter = backends.active()
@@ -239,42 +278,32 @@ class SwAV(MultiWorkerFit, keras.Model):
             adapter.all_reduce_sum(ops.cast(y_pred["non_finite"], "float32")), 0.0
         )
         step = ops.convert_to_tensor(self.step)
-
-        assign_scores = [scores[i] for i in self.crops_for_assign]
-
-        def codes_without_queue():
-            return [
-                assignment_codes(s, None, self.epsilon, self.sinkhorn_iterations)
-                for s in assign_scores
-            ]
-
-        if self.queue is None:
-            codes = codes_without_queue()
-        else:
-            queue_scores = self.queue.scores(self.prototypes.kernel)
-
-            def codes_with_queue():
-                return [
-                    assignment_codes(s, q, self.epsilon, self.sinkhorn_iterations)
-                    for s, q in zip(assign_scores, queue_scores)
-                ]
-
+        use_queue = None
+        if self.queue is not None:
             use_queue = ops.logical_and(
                 self.queue.is_full(), ops.greater_equal(step, self.queue_start_step)
             )
-            # Both, then a select, rather than `ops.cond`: Sinkhorn's all-reduces may not sit
-            # in a conditional branch under tf.distribute (a cross-replica sync point).
-            codes = [
-                ops.where(use_queue, with_queue, without_queue)
-                for with_queue, without_queue in zip(codes_with_queue(), codes_without_queue())
-            ]
 
-        loss = swapped_prediction(scores, codes, self.crops_for_assign, self.temperature)
+        head_scores = scores if self._several_heads() else [scores]
+        head_losses = []
+        for head, crop_scores in zip(self.prototype_heads(), head_scores):
+            codes = self._codes(head, [crop_scores[i] for i in self.crops_for_assign], use_queue)
+            head_losses.append(
+                swapped_prediction(crop_scores, codes, self.crops_for_assign, self.temperature)
+            )
+        # The mean over heads, as the original (`loss /= len(args.nmb_prototypes)`).
+        loss = head_losses[0]
+        if len(head_losses) > 1:
+            loss = sum(head_losses[1:], loss) / len(head_losses)
+        extra_losses = self.losses
+        if extra_losses:
+            # Regularisers and `add_loss` terms, summed as by Keras's own `compute_loss`.
+            loss = loss + sum(ops.sum(ops.cast(term, "float32")) for term in extra_losses)
         # A batch with NaN/Inf: zero gradient (the crops were zeroed in `call`), NaN loss.
         loss = ops.where(non_finite, ops.zeros_like(loss), loss)
         loss = loss + ops.stop_gradient(ops.where(non_finite, float("nan"), 0.0))
 
-        won = self._track_assignments(assign_scores[0], adapter)
+        won = self._track_assignments(head_scores[0][self.crops_for_assign[0]], adapter)
         if training:
             adapter.synchronize_gradients(self.trainable_variables)
             self.prototype_counts.assign(
@@ -293,20 +322,41 @@ class SwAV(MultiWorkerFit, keras.Model):
                 ops.where(first_bad, step, ops.convert_to_tensor(self.non_finite_input_step))
             )
             self.step.assign(step + 1)
+        # The regularisation term is scaled with the swapped loss, as Keras scales `self.losses`
+        # (TF: 1/replicas, since gradients are summed; torch averages, JAX is global: 1), so a
+        # regulariser counts once per step, as on one device.
         return loss * adapter.gradient_scale()
+
+    def _codes(self, head, assign_scores, use_queue):
+        """One head's Sinkhorn codes of the assignment crops, with the queue when `use_queue`."""
+        codes = [
+            assignment_codes(s, None, self.epsilon, self.sinkhorn_iterations)
+            for s in assign_scores
+        ]
+        if use_queue is None:
+            return codes
+        queue_scores = self.queue.scores(head.kernel)
+        with_queue = [
+            assignment_codes(s, q, self.epsilon, self.sinkhorn_iterations)
+            for s, q in zip(assign_scores, queue_scores)
+        ]
+        # Both, then a select, rather than `ops.cond`: Sinkhorn's all-reduces may not sit in a
+        # conditional branch under tf.distribute (a cross-replica sync point).
+        return [ops.where(use_queue, a, b) for a, b in zip(with_queue, codes)]
 
     def _track_assignments(self, scores, adapter):
         """Per-prototype wins over the global batch; updates the two assignment metrics."""
         scores = ops.stop_gradient(ops.cast(scores, "float32"))
-        won = ops.sum(ops.one_hot(ops.argmax(scores, axis=-1), self.num_prototypes), axis=0)
+        num_prototypes = self._head_sizes()[0]
+        won = ops.sum(ops.one_hot(ops.argmax(scores, axis=-1), num_prototypes), axis=0)
         probabilities = ops.softmax(scores / self.temperature, axis=-1)
         # Sums over the global batch: K wins, K probabilities and the sample count.
         totals = adapter.all_reduce_sum(ops.concatenate(
             [won, ops.sum(probabilities, axis=0), ops.cast(ops.shape(scores)[:1], "float32")],
             axis=0,
         ))
-        won = totals[: self.num_prototypes]
-        mean_assignment = totals[self.num_prototypes : -1] / totals[-1]
+        won = totals[:num_prototypes]
+        mean_assignment = totals[num_prototypes:-1] / totals[-1]
         used = ops.sum(ops.cast(ops.greater(won, 0.0), "float32"))
         entropy = -ops.sum(mean_assignment * ops.log(mean_assignment + 1e-12))
         self.prototypes_used_tracker.update_state(used)
@@ -322,6 +372,25 @@ class SwAV(MultiWorkerFit, keras.Model):
             )
 
     # ------------------------------------------------------------------------------ keras
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`; refuses `jit_compile=True` under the torch backend.
+
+        Keras runs a torch `jit_compile=True` step through `torch.compile`, which breaks the
+        SwAV step's graph in Keras's own layers (`ZeroPadding2D` -> `ops.pad` -> `auto_name`)
+        and recompiles at every break: no step finished in 210 s (issue 27). Train without it
+        (the default `"auto"` is eager under torch); `swav_keras.layers.to_native_layers` is
+        what makes the torch step fast.
+        """
+        jit_compile = args[7] if len(args) > 7 else kwargs.get("jit_compile", "auto")
+        if jit_compile is True and keras.backend.backend() == "torch":
+            raise ValueError(
+                "`jit_compile` must be False or 'auto' with the torch backend; received "
+                "jit_compile=True. torch.compile recompiles the SwAV step over and over (graph "
+                "breaks in Keras's ZeroPadding2D -> ops.pad -> auto_name) and no step finishes; "
+                "for speed under torch use swav_keras.layers.to_native_layers(encoder)."
+            )
+        return super().compile(*args, **kwargs)
+
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with a `TerminateOnNonFinite` callback added if none is given."""
         if len(args) > 5:
@@ -339,7 +408,9 @@ class SwAV(MultiWorkerFit, keras.Model):
                 "projection_dim": self.projection_dim,
                 "hidden_dim": self.hidden_dim,
                 "hidden_layers": self.hidden_layers,
-                "num_prototypes": self.num_prototypes,
+                "num_prototypes": (
+                    list(self.num_prototypes) if self._several_heads() else self.num_prototypes
+                ),
                 "temperature": self.temperature,
                 "epsilon": self.epsilon,
                 "sinkhorn_iterations": self.sinkhorn_iterations,
@@ -363,6 +434,23 @@ class SwAV(MultiWorkerFit, keras.Model):
         if config.get("augmentation") is not None:
             config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         return cls(**config)
+
+
+def _check_num_prototypes(value):
+    """An int as it is (one head); a list or tuple of positive ints as a tuple (one head each)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check_int("num_prototypes", value, minimum=1)
+    message = (
+        "`num_prototypes` must be a positive integer or a non-empty list or tuple of positive "
+        f"integers; received num_prototypes={value!r}."
+    )
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in value
+    ):
+        raise TypeError(message)
+    if not value or min(value) < 1:
+        raise ValueError(message)
+    return tuple(int(k) for k in value)
 
 
 def _images_of(inputs):

@@ -158,3 +158,47 @@ def grid_average(maps, grid_size):
             out[:, i, j] += maps[:, row, col].astype("float64")
             counts[i, j] += 1
     return (out / counts[None, :, :, None]).reshape(n, grid_size * grid_size * c)
+
+
+def multi_head_swav_loss(
+    crop_embeddings,
+    kernels,
+    crops_for_assign=(0, 1),
+    temperature=0.1,
+    epsilon=0.05,
+    iterations=3,
+    queue=None,
+):
+    """The loss of several prototype heads on the same embeddings, in float64.
+
+    Head h scores every crop's `[B, D]` embeddings (and the one queue of embeddings, if any,
+    `[len(crops_for_assign), Q, D]`) against its own `[D, K_h]` kernel, gets its own codes and
+    swapped loss (`swav_loss`); the loss is the mean over heads, as the original averages its
+    heads (`loss /= len(args.nmb_prototypes)`, `main_deepclusterv2.py`).
+    """
+    crop_embeddings = [np.asarray(e, np.float64) for e in crop_embeddings]
+    loss = 0.0
+    for kernel in kernels:
+        kernel = np.asarray(kernel, np.float64)
+        scores = [e @ kernel for e in crop_embeddings]
+        queue_scores = None if queue is None else [np.asarray(q, np.float64) @ kernel
+                                                   for q in queue]
+        loss += swav_loss(scores, crops_for_assign, temperature, epsilon, iterations,
+                          queue_scores=queue_scores)
+    return loss / len(kernels)
+
+
+def multi_head_kernel_gradients(
+    crop_embeddings, kernels, crops_for_assign=(0, 1), temperature=0.1, epsilon=0.05,
+    iterations=3,
+):
+    """d `multi_head_swav_loss` / d kernel_h for each head (codes held constant), no queue:
+    sum over crops of `embeddings_v.T @ d loss_h / d scores_v`, divided by the number of heads."""
+    crop_embeddings = [np.asarray(e, np.float64) for e in crop_embeddings]
+    grads = []
+    for kernel in kernels:
+        kernel = np.asarray(kernel, np.float64)
+        scores = [e @ kernel for e in crop_embeddings]
+        d_scores = swav_loss_gradient(scores, crops_for_assign, temperature, epsilon, iterations)
+        grads.append(sum(e.T @ g for e, g in zip(crop_embeddings, d_scores)) / len(kernels))
+    return grads

@@ -9,10 +9,12 @@ import tensorflow as tf
 from swav_keras import SwAV, sinkhorn
 
 
-def tiny_encoder(channels=1, width=8, seed=0):
+def tiny_encoder(channels=1, width=8, seed=0, kernel_regularizer=None):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((None, None, channels))
-    x = keras.layers.Conv2D(width, 3, padding="same")(inputs)
+    x = keras.layers.Conv2D(
+        width, 3, padding="same", kernel_regularizer=kernel_regularizer, name="conv"
+    )(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Conv2D(width, 3, strides=2, padding="same")(x)
@@ -329,6 +331,32 @@ def test_mixed_precision_codes_match_float32_codes(policy, tolerance):
     codes = keras.ops.convert_to_numpy(sinkhorn(scores))
     np.testing.assert_allclose(codes, ref.sinkhorn(scores), atol=1e-5)
     np.testing.assert_allclose(codes, ref.sinkhorn(scores32), atol=tolerance)
+
+
+def test_loss_and_gradient_include_regularization_losses():
+    # Two models with the same weights, one with an L2 regulariser on the encoder's first
+    # kernel: its loss is larger by l2 * sum(w^2) and its SGD step moves that kernel by the
+    # extra -lr * 2 * l2 * w; every other weight gets the same update.
+    l2, lr = 0.05, 0.1
+    crops = random_crops()
+    config = dict(projection_dim=8, hidden_dim=16, num_prototypes=12)
+    plain = SwAV(tiny_encoder(), **config)
+    regular = SwAV(tiny_encoder(kernel_regularizer=keras.regularizers.L2(l2)), **config)
+    for model in (plain, regular):
+        model(crops, training=False)
+        model.compile(optimizer=keras.optimizers.SGD(lr))
+    regular.set_weights(plain.get_weights())
+    assert plain.losses == [] and len(regular.losses) == 1
+    w = keras.ops.convert_to_numpy(regular.encoder.get_layer("conv").kernel)
+    plain_loss = plain.train_on_batch(crops, return_dict=True)["loss"]
+    regular_loss = regular.train_on_batch(crops, return_dict=True)["loss"]
+    np.testing.assert_allclose(regular_loss - plain_loss, l2 * np.sum(w**2), rtol=1e-4)
+    for a, b in zip(plain.trainable_weights, regular.trainable_weights):
+        extra = -lr * 2 * l2 * w if b.path.endswith("conv/kernel") else 0.0
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(b) - keras.ops.convert_to_numpy(a), extra, atol=1e-6,
+            err_msg=b.path,
+        )
 
 
 def test_sync_batchnorm_must_be_a_bool():

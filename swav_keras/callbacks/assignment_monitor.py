@@ -31,7 +31,9 @@ class AssignmentMonitor(keras.callbacks.Callback):
     noise, renormalised), the usual remedy for assignment imbalance.
 
     It reads the model's `prototype_counts` and `prototypes.kernel` (a `swav_keras.SwAV`) and
-    the `loss`, `prototypes_used` and `assignment_entropy` logs.
+    the `loss`, `prototypes_used` and `assignment_entropy` logs. With several prototype heads
+    the counts, and so the summary, warnings and re-initialisation, are the first head's; the
+    plateau is the mean of the heads' `ln(K)` (the loss is their mean).
 
     Args:
         collapse_fraction: float in (0, 1]; warn when fewer than this fraction of the
@@ -50,6 +52,8 @@ class AssignmentMonitor(keras.callbacks.Callback):
     Example:
 
     ```python
+    from swav_keras.callbacks import AssignmentMonitor
+
     model.fit(dataset, epochs=100, callbacks=[AssignmentMonitor(reinitialize_unused=True)])
     ```
     """
@@ -110,11 +114,14 @@ class AssignmentMonitor(keras.callbacks.Callback):
             print(summary)
 
         if loss is not None and math.isfinite(loss):
-            uniform = math.log(num_prototypes)
+            sizes = getattr(model, "num_prototypes", num_prototypes)
+            sizes = sizes if isinstance(sizes, (tuple, list)) else (num_prototypes,)
+            uniform = sum(math.log(k) for k in sizes) / len(sizes)
+            level = "ln(K)" if len(sizes) == 1 else "ln(K) averaged over the heads"
             if abs(loss - uniform) <= self.plateau_tolerance * uniform:
                 self._warn(
                     epoch,
-                    f"the loss {loss:.4f} sits at ln(K) = {uniform:.4f}: predictions are "
+                    f"the loss {loss:.4f} sits at {level} = {uniform:.4f}: predictions are "
                     "uniform over the prototypes and nothing is being learned. Try another "
                     "learning rate (with warmup), a lower temperature, or fewer "
                     "freeze_prototypes_steps.",

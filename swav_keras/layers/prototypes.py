@@ -53,8 +53,9 @@ class Prototypes(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from swav_keras.layers import Prototypes
     >>> layer = Prototypes(num_prototypes=10)
-    >>> layer(np.ones((2, 4), "float32") / 2).shape
+    >>> tuple(layer(np.ones((2, 4), "float32") / 2).shape)
     (2, 10)
 
     Reference:
