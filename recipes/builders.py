@@ -1,6 +1,36 @@
 """The encoder, optimizer and SwAV model that a pretraining configuration describes."""
 
 
+def check_training_fields(config, train_examples=None):
+    """Checks the fields of `config` that shape training, before anything is built or written:
+    `batch_size` and `epochs` (positive), `num_crops` and `crops_for_assign` (indices of those
+    crops), `queue_length` (a multiple of `batch_size`), `precise_bn_examples` (>= 0), the
+    backbone's (`check_backbone_fields`); and that `train_examples` (when given) fill a batch.
+    """
+    from swav_keras.swav_loss import check_crops_for_assign
+    from swav_keras.validation import check_int, check_int_sequence
+
+    batch_size = check_int("batch_size", config.batch_size, minimum=1)
+    check_int("epochs", config.epochs, minimum=1)
+    num_crops = check_int_sequence("num_crops", config.num_crops, minimum=1)
+    check_crops_for_assign(config.crops_for_assign, sum(num_crops))
+    check_int("queue_length", config.queue_length, minimum=0)
+    if config.queue_length % batch_size:
+        raise ValueError(
+            "`queue_length` must be a multiple of `batch_size`; received "
+            f"queue_length={config.queue_length}, batch_size={config.batch_size}."
+        )
+    check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
+    if train_examples is not None:
+        check_int("train_examples", train_examples, minimum=1)
+        if train_examples < batch_size:
+            raise ValueError(
+                f"`train_examples` must be at least `batch_size`; received "
+                f"train_examples={train_examples}, batch_size={batch_size}."
+            )
+    check_backbone_fields(config)
+
+
 def check_backbone_fields(config):
     """Checks `config`'s `stages`, `pooling` and `grid_size`, which only the small ResNet
     takes, and that the smallest of its `crop_sizes` leaves the pooling a large enough map."""

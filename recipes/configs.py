@@ -208,53 +208,38 @@ CONFIGS = {
 # Tuning advice, shown in each field's flag help (`python -m recipes.pretrain --helpfull`).
 # Figures are from benchmarks/RESULTS.md; the collapse and queue advice is the original's
 # README ("Common Issues").
+# What a knob does, in a line, for its flag's help; what changing it measured is in
+# docs/TUNING.md, one section per field of TUNED_FIELDS.
+TUNED_FIELDS = (
+    "num_crops", "min_scales", "brightness", "epochs", "pooling", "grid_size", "batch_size",
+    "base_learning_rate", "width", "stages", "hidden_layers", "queue_length", "mixed_precision",
+    "augment_in_model", "precise_bn_examples",
+)
 FIELD_ADVICE = {
-    "num_crops": "Crops per image in each resolution group (high resolution first). More "
-    "small crops are the original's main gain, but over hundreds of epochs: on Fashion-MNIST "
-    "in 3-epoch proxies, six small crops instead of four gave 70.2% kNN against 84.5%, and "
-    "in a later run of three, four/two/none gave 82.2%/83.7%/84.5% (one proxy resolves about "
-    "two points); none is a third less work per step.",
-    "min_scales": "Smallest crop area (fraction of the image) per group, with `max_scales` "
-    "the largest. On Fashion-MNIST in 3-epoch proxies both directions from the defaults "
-    "lost kNN: larger crops (0.5-1.0 / 0.2-0.5) 79.3%, the original's smaller ones "
-    "(0.14-1.0 / 0.05-0.14) 79.8%, against 84.5%.",
+    "num_crops": "Crops per image in each resolution group (high resolution first).",
+    "min_scales": "Smallest crop area (fraction of the image) per group; `max_scales` the "
+    "largest.",
     "brightness": "Colour-jitter strength, like `contrast`, `saturation` and `hue` (scaled "
-    "by `jitter_strength`). On Fashion-MNIST in 3-epoch proxies, the original's 0.8 for "
-    "brightness and contrast gave 82.9% kNN against 84.5% at 0.4.",
-    "epochs": "The learning-rate schedule stretches with it. On Fashion-MNIST with the width-16 "
-    "encoder, 30 epochs instead of 10 added 0.6 point to the linear probe and none to kNN; "
-    "with three stages at width 32 (bfloat16), 20 instead of 10 added 0.6 to kNN (88.1%) and "
-    "0.4 to linear (90.3%) for twice the time (112 min on 2 CPU cores).",
+    "by `jitter_strength`).",
+    "epochs": "The learning-rate schedule stretches with it; a resume with another value "
+    "needs --allow_changed=epochs (the schedule is then built anew over the new total, from "
+    "the step reached).",
     "pooling": "How the small ResNet's last map becomes features: 'avg' (global average), "
     "'corners' (four corner windows, four times the features) or 'grid' (`grid_size` x "
-    "`grid_size` disjoint cells); the .keras file of the last two needs swav_keras to load. "
-    "On Fashion-MNIST with three stages at width 32, 10 epochs: 'corners' 91.2% linear "
-    "(30-epoch probe; 91.0% at 100) against 89.9%, the same kNN (87.5%).",
+    "`grid_size` disjoint cells); the .keras file of the last two needs swav_keras to load.",
     "grid_size": "Cells a side with `pooling='grid'`: grid_size**2 times the features; the "
-    "smallest crop's last map needs grid_size rows (a 14x14 crop with three stages: 4). On "
-    "Fashion-MNIST, the last 7x7 map of a three-stage width-32 encoder (15 epochs) pooled "
-    "4x4 gave 90.6% kNN on held-out training images, against 88.3% for the global average "
-    "and 89.4% for 2x2 (benchmarks/knn_by_pooling.py).",
+    "smallest crop's last map needs grid_size rows (a 14x14 crop with three stages: 4).",
     "batch_size": "Global, over all replicas. Sinkhorn splits each batch (plus the queue) "
     "evenly over the prototypes, so below a few hundred images the original adds a queue "
     "(see `queue_length`); change `base_learning_rate` with it (the original: 4.8 at 4096, "
-    "0.6 at 256). Fashion-MNIST at lr 3.0, 3-epoch proxies: batch 128 (84.5% kNN) beat 256 "
-    "(83.1%) and 64 (83.7%).",
-    "base_learning_rate": "Peak LARS learning rate after warm-up. Fashion-MNIST at batch 128: "
-    "3.0 beat 5.0, 2.0 and 1.0 in 3-epoch proxies (84.5% kNN against 83.6% at 5.0).",
-    "width": "Small ResNet only; the encoder gives 8 x width features (four stages). The "
-    "step costs about width squared (width 32: 2.4-2.6x the float32 step of width 16 on 2 "
-    "CPU cores). At 10 epochs on Fashion-MNIST, width 32 raised the linear probe (89.9% vs "
-    "88.3%) and lowered kNN (84.8% vs 86.0%).",
+    "0.6 at 256).",
+    "base_learning_rate": "Peak LARS learning rate after warm-up.",
+    "width": "Small ResNet only; the encoder gives 8 x width features (four stages); the "
+    "step costs about width squared.",
     "stages": "Small ResNet only: keep its first 1-4 stages (2**(stages-1) x width "
-    "features). On Fashion-MNIST at 10 epochs, three stages gave 87.5% kNN and 88.0% linear "
-    "against 86.0% and 88.3% with four: the last stage specialises in the pretext task "
-    "(benchmarks/knn_by_stage.py).",
+    "features).",
     "hidden_layers": "Hidden Linear-BatchNorm-ReLU blocks of the projection head (1: the "
-    "original's). On Fashion-MNIST at 10 epochs, 2 gave 85.1% kNN and 88.0% linear against "
-    "86.0% and 88.3% with 1, and the encoder's third stage still beat its output "
-    "(benchmarks/knn_by_stage.py): a deeper head did not take the pretext task off the last "
-    "stage.",
+    "original's).",
     "num_prototypes": "K, the number of clusters; a few to ten times the number of classes. "
     "If the logged `prototypes_used` stays far below K, the batch plus queue is too small "
     "to fill them: lower K, add a queue, or set `reinitialize_unused_prototypes`.",
@@ -264,26 +249,22 @@ FIELD_ADVICE = {
     "queue_length": "Features of earlier batches that join Sinkhorn's assignment (0: none). "
     "If the loss rises when the queue starts and stays up (AssignmentMonitor warns), use a "
     "shorter queue or a later `queue_start_epoch`: the original starts it at epoch 15 of "
-    "200. On Fashion-MNIST at batch 128, a queue of 512 from the second epoch raised the "
-    "loss from 4.16 to 4.45 and cost 22 points of kNN in a 3-epoch proxy.",
+    "200.",
     "freeze_prototypes_steps": "Steps at the start during which the prototypes do not move; "
     "helps against an early collapse.",
-    "mixed_precision": "`mixed_bfloat16` on TPUs and on CPUs with AVX512_BF16 or AMX (the "
-    "width-32 step on 2 such CPU cores: 1.1-2.0x faster than float32, noisy; no gain at "
-    "width 16); `mixed_float16` on GPUs. Sinkhorn stays in float32.",
+    "mixed_precision": "`mixed_bfloat16` on TPUs and on CPUs with AVX512_BF16 or AMX; "
+    "`mixed_float16` on GPUs. Sinkhorn stays in float32.",
     "augment_in_model": "Make the crops inside the compiled training step, on the "
     "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
     "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Fashion-MNIST "
     "is then read by NumPy, and an image folder streamed from disk by Pillow where "
     "TensorFlow is not installed, so the recipes run without TensorFlow. Other images "
-    "must share one size (set `image_size` for ImageNet). On a CPU-only machine it gains "
-    "nothing: tf.data overlaps the crops with the step there (benchmarks/RESULTS.md).",
+    "must share one size (set `image_size` for ImageNet).",
     "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "
     "statistics on the first N plain training images (PreciseBN; 0: off) before writing "
     "encoder.keras. Training's moving averages mix the crops of both sizes and the colour "
     "jitter; kNN, the linear probe and users feed plain images. It changes no weight and "
-    "can be changed when resuming. On three Fashion-MNIST encoders, 20000 gained 0.1-0.5 "
-    "point of kNN and up to 0.3 of linear (benchmarks/RESULTS.md).",
+    "can be changed when resuming.",
     "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
     "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
     "images per epoch and shows whether longer training still helps.",

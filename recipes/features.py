@@ -1,5 +1,8 @@
 """Evaluation data for the recipes: a split as arrays, its features, the kNN monitor on it."""
 
+import os
+import zipfile
+
 
 def load_split(dataset, split, data_dir=None, take=None, image_size=None):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays, and
@@ -16,6 +19,35 @@ ENCODER_SPEC_HELP = (
 )
 
 
+def read_encoder(path):
+    """The encoder saved at `path`, a `.keras` file; the error says what is wrong with it.
+
+    Keras answers "File not found" for a file that exists but is no `.keras` archive (a
+    truncated copy, another format renamed): this says which of the two it is.
+    """
+    import keras
+
+    if not isinstance(path, str) or not path.endswith(".keras"):
+        raise ValueError(
+            "`encoder` must be 'pixels' or a path to a .keras encoder; "
+            f"received encoder={path!r}."
+        )
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "no such file"
+        raise ValueError(f"`encoder` must be a .keras file; received encoder={path!r}: {what}.")
+    if not zipfile.is_zipfile(path):
+        reason = "not a zip archive, as .keras files are: truncated, or saved in another format"
+    else:
+        try:
+            return keras.models.load_model(path)
+        except Exception as error:  # noqa: BLE001 (any reader error: said with the path)
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+    raise ValueError(
+        f"`encoder` must be a readable .keras model; received encoder={path!r}: the file "
+        f"exists but cannot be read as a .keras model ({reason})."
+    )
+
+
 def load_encoder(spec, info):
     """The encoder `spec` names (see `ENCODER_SPEC_HELP`), for images like `info`'s."""
     import keras
@@ -27,7 +59,19 @@ def load_encoder(spec, info):
         keras.utils.set_random_seed(0)
         width = int(spec.split(":")[1])
         return build_encoder(configs.get_config("fashion_mnist", width=width), info)
-    return keras.models.load_model(spec)
+    return read_encoder(spec)
+
+
+def check_representation(representation, train_examples=None):
+    """Checks an evaluation's `train_examples` and reads its encoder, before any data is
+    loaded; returns `"pixels"` or the encoder (a path becomes the model read from it)."""
+    from swav_keras.validation import check_int
+
+    if train_examples is not None:
+        check_int("train_examples", train_examples, minimum=1)
+    if isinstance(representation, str) and representation != "pixels":
+        return read_encoder(representation)
+    return representation
 
 
 def compute_features(representation, train_images, test_images, verbose="auto",
@@ -43,8 +87,6 @@ def compute_features(representation, train_images, test_images, verbose="auto",
         global_pooling: the encoder's own output; `False` pools its last feature map 2x2
             instead (`swav_keras.evaluation.corner_pooled_encoder`). Defaults to `True`.
     """
-    import keras
-
     from swav_keras.evaluation import corner_pooled_encoder, extract_features, pixel_features
 
     if isinstance(representation, str) and representation == "pixels":
@@ -56,12 +98,7 @@ def compute_features(representation, train_images, test_images, verbose="auto",
         return pixel_features(train_images)[0], pixel_features(test_images)[0]
     encoder = representation
     if isinstance(representation, str):
-        if not representation.endswith(".keras"):
-            raise ValueError(
-                "`encoder` must be 'pixels' or a path to a .keras encoder; "
-                f"received encoder={representation!r}."
-            )
-        encoder = keras.models.load_model(representation)
+        encoder = read_encoder(representation)
     if not global_pooling:
         encoder = corner_pooled_encoder(encoder)
     train, _ = extract_features(encoder, train_images, verbose=verbose)

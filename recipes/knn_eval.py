@@ -14,14 +14,14 @@ Figures (full Fashion-MNIST, 60k train / 10k test), on 2 CPU cores: raw pixels 8
 majority / 84.59% weighted in about 1 minute; the main job's SwAV encoder (10 epochs) 85.86% /
 85.99% (TensorFlow) and 86.19% / 86.32% (JAX; 54 s there for the features, kNN and linear
 probe together); details in `benchmarks/RESULTS.md`. Which classes an encoder gets wrong, next
-to raw pixels: `python -m benchmarks.knn_per_class --representations=pixels,<encoder.keras>`.
+to raw pixels: `python -m experiments.knn_per_class --representations=pixels,<encoder.keras>`.
 """
 
 import time
 
 from absl import app, flags
 
-from recipes.features import compute_features, load_split
+from recipes.features import check_representation, compute_features, load_split
 
 FLAGS = flags.FLAGS
 
@@ -45,6 +45,7 @@ def knn_eval(representation, dataset="fashion_mnist", data_dir=None, train_examp
     from swav_keras.evaluation import knn_accuracy
 
     start = time.time()
+    representation = check_representation(representation, train_examples)
     train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples)
     test_images, test_labels, _ = load_split(dataset, "test", data_dir)
     train, test = compute_features(representation, train_images, test_images, verbose)

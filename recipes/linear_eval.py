@@ -29,7 +29,7 @@ import time
 
 from absl import app, flags
 
-from recipes.features import compute_features, load_split
+from recipes.features import check_representation, compute_features, load_split
 
 FLAGS = flags.FLAGS
 
@@ -68,6 +68,7 @@ def linear_eval(representation, dataset="fashion_mnist", data_dir=None, train_ex
     from swav_keras.evaluation import linear_probe
 
     start = time.time()
+    representation = check_representation(representation, train_examples)
     train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples)
     test_images, test_labels, _ = load_split(dataset, "test", data_dir)
     train, test = compute_features(representation, train_images, test_images, verbose,

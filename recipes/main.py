@@ -84,7 +84,7 @@ def main(argv):
         config, workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
         backup_every_steps=FLAGS.backup_every_steps,
-        conv_implementation=FLAGS.conv_implementation,
+        conv_implementation=FLAGS.conv_implementation, allow_changed=FLAGS.allow_changed,
     )
     if result["distribution"].process_index != 0:
         return  # process 0 evaluates and writes the table

@@ -16,8 +16,8 @@ without it: the folder streams from disk, read by Pillow in threads a few batche
 where TensorFlow is installed it streams through tf.data instead).
 
 Several devices: `--distribution=auto|none|mirrored|multi_worker|tpu` (TensorFlow),
-`data_parallel` (JAX), `torch` (PyTorch, under `torchrun`); the README's "Several devices"
-table gives the command for GPUs, TPUs and several hosts, and `recipes/swav_colab.ipynb` runs
+`data_parallel` (JAX), `torch` (PyTorch, under `torchrun`); `docs/distribution.md`
+gives the command for GPUs, TPUs and several hosts, and `recipes/swav_colab.ipynb` runs
 this recipe from Colab.
 
 Expected result and time (the `fashion_mnist` defaults, 10 epochs, 2 CPU cores with AVX-512,
@@ -41,8 +41,18 @@ The workdir receives:
   top-1 of the encoder on the first N training and test images; about a minute for 10000 on 2
   CPU cores);
 - `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
-- `config.json`: the configuration the run uses; `processes.json`: how many processes made it
-  (each keeps its own backup, so a resume needs as many; replicas within a process may change).
+- `config.json`: the configuration the run uses, with `train_examples`, `seed`,
+  `distribution` and the backend; `processes.json`: how many processes made it (each keeps its
+  own backup, so a resume needs as many; replicas within a process may change).
+
+Every flag is checked before anything is written: a refused run leaves a new workdir absent.
+A rerun resumes only the run its workdir holds: one whose configuration or flags differ from
+`config.json` is refused, naming each difference, but for the evaluation fields (`knn_k`,
+`knn_temperature`, `linear_epochs`, `precise_bn_examples`) and the fields named in
+`--allow_changed`: `--allow_changed=epochs --epochs=20` trains a finished 10-epoch run on to
+20 epochs, its warm-up + cosine schedule built anew over 20 (the rate jumps back up from its
+final value to the 20-epoch cosine's at step 10 epochs, then decays to the end). A rerun of a
+finished run says "Nothing to train" and writes `encoder.keras` and the figures again.
 """
 
 import dataclasses
@@ -57,7 +67,7 @@ from recipes.builders import (
     build_model,
     build_multicrop,
     build_optimizer,
-    check_backbone_fields,
+    check_training_fields,
 )
 from recipes.features import knn_monitor
 from recipes.inputs import (
@@ -68,7 +78,15 @@ from recipes.inputs import (
     tensorflow_available,
 )
 from recipes.pictures import plot_clusters
-from recipes.workdir import check_process_count, prepare_workdir, run_lock
+from recipes.workdir import (
+    CHANGEABLE_FIELDS,
+    check_allow_changed,
+    check_process_count,
+    check_workdir,
+    check_workdir_path,
+    run_lock,
+    write_record,
+)
 
 FLAGS = flags.FLAGS
 
@@ -85,6 +103,15 @@ def define_flags():
         "Continue from `<workdir>/backup` when it exists (rerunning the same command "
         "resumes). With --noresume an existing run in the workdir is an error, never "
         "overwritten.",
+    )
+    flags.DEFINE_list(
+        "allow_changed", [],
+        "Fields a resume may change from the run's config.json, which records every field "
+        "and flag that shapes the run (a rerun that changes any other is refused, naming "
+        f"each). Among {list(CHANGEABLE_FIELDS)}: `epochs` trains a run on (or stops it "
+        "sooner), its warm-up + cosine learning-rate schedule built anew over the new number "
+        "of epochs: the next steps follow the new schedule from the step reached (after a "
+        "finished run, the rate goes back up to where the longer cosine is at that step).",
     )
     flags.DEFINE_integer(
         "backup_every_steps", 100,
@@ -126,6 +153,8 @@ def define_config_flags():
         help_text = f"Overrides the configuration's `{field.name}`."
         if field.name in configs.FIELD_ADVICE:
             help_text += " " + configs.FIELD_ADVICE[field.name]
+        if field.name in configs.TUNED_FIELDS:
+            help_text += " Measured effects: docs/TUNING.md."
         if field.type is bool:
             flags.DEFINE_bool(field.name, None, help_text)
         elif field.type is int:
@@ -154,17 +183,23 @@ def config_from_flags():
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
              verbose="auto", distribution="none", tpu="", backup_every_steps=100,
-             extra_callbacks=(), conv_implementation="auto"):
+             extra_callbacks=(), conv_implementation="auto", allow_changed=()):
     """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
 
-    `distribution`, `tpu`, `backup_every_steps` and `conv_implementation` are the flags of
-    the same names; process 0
+    Every argument is checked before anything is written (a refused run leaves a new workdir
+    absent); a workdir holding a run is resumed only with the configuration and the
+    `train_examples`, `seed`, `distribution` and backend its `config.json` records, but for
+    the fields named in `allow_changed` (`recipes.workdir.check_workdir`).
+    `distribution`, `tpu`, `backup_every_steps`, `conv_implementation` and `allow_changed`
+    are the flags of the same names; process 0
     writes the files, other processes keep only their own backup under
     `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
     the epochs this call ran (an interrupted epoch that it finished counts as one). Each
     process holds its folder's `run.lock` while it runs (`recipes.workdir.run_lock`): a second
     run of a busy workdir raises `RuntimeError` before writing anything.
     """
+    import keras
+
     from swav_keras import backends
     from swav_keras.layers import CONV_IMPLEMENTATIONS
     from swav_keras.validation import check_int
@@ -174,23 +209,39 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             f"`conv_implementation` must be one of {CONV_IMPLEMENTATIONS}; received "
             f"conv_implementation={conv_implementation!r}."
         )
-    check_int("precise_bn_examples", config.precise_bn_examples, minimum=0)
-    check_backbone_fields(config)
+    check_training_fields(config, train_examples)
+    check_int("seed", seed, minimum=0)
+    check_int("backup_every_steps", backup_every_steps, minimum=0)
+    check_workdir_path(workdir)
+    allow_changed = check_allow_changed(allow_changed)
+    run = {"train_examples": train_examples, "seed": seed, "distribution": distribution,
+           "backend": keras.backend.backend()}
     start = time.time()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.
     own_folder = workdir
     if spread.process_index:
         own_folder = os.path.join(workdir, "processes", str(spread.process_index))
-    with run_lock(own_folder):
-        return _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples,
-                         seed, resume, verbose, backup_every_steps, extra_callbacks,
-                         conv_implementation)
+    new_folder = not os.path.exists(own_folder)
+    try:
+        with run_lock(own_folder):
+            return _pretrain(config, workdir, own_folder, spread, start, data_dir,
+                             train_examples, seed, resume, verbose, backup_every_steps,
+                             extra_callbacks, conv_implementation, run, allow_changed)
+    except BaseException:
+        # A run refused after taking the lock of a folder it made leaves no folder behind.
+        lock = os.path.join(own_folder, "run.lock")
+        if new_folder and os.path.isdir(own_folder) and os.listdir(own_folder) == ["run.lock"]:
+            os.remove(lock)
+            os.rmdir(own_folder)
+        raise
 
 
 def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples, seed,
-              resume, verbose, backup_every_steps, extra_callbacks, conv_implementation):
-    """`pretrain` once `own_folder` is locked for this process."""
+              resume, verbose, backup_every_steps, extra_callbacks, conv_implementation, run,
+              allow_changed):
+    """`pretrain` once `own_folder` is locked for this process: everything is checked and
+    built before the first file is written."""
     import keras
 
     # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
@@ -200,10 +251,16 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
 
     chief = spread.process_index == 0
     check_process_count(workdir, spread.process_count, write=False)
-    if chief:
-        prepare_workdir(workdir, config, resume)
-        check_process_count(workdir, spread.process_count, write=True)
+    if chief:  # before anything is read or built: a changed run is refused at once
+        record = check_workdir(workdir, config, resume, run, allow_changed)
     backup_dir = os.path.join(own_folder, "backup")
+    backup = callbacks.MidEpochBackupAndRestore(backup_dir, save_every_steps=backup_every_steps)
+    epoch, steps_done = backup.position()
+    if epoch + (1 if steps_done else 0) > config.epochs:  # with --allow_changed=epochs
+        raise ValueError(
+            f"`epochs` must be at least the {epoch + (1 if steps_done else 0)} epochs that "
+            f"{workdir} has started; received epochs={config.epochs}."
+        )
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -239,8 +296,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     steps_per_epoch = examples // batch_size
     if steps_per_epoch < 1:
         raise ValueError(
-            f"`batch_size` ({config.batch_size}) is larger than the {info.num_examples} "
-            "training images: lower --batch_size or raise --train_examples."
+            f"`batch_size` must be at most the {info.num_examples} training images; received "
+            f"batch_size={config.batch_size}."
         )
     augmentation = None
     # Processes draw different crops of their shares; the replicas of one tf.distribute
@@ -270,13 +327,14 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
         # Builds the model (BackupAndRestore needs it).
         model(first_images if augmentation else first_batch, training=False)
-    if chief:
+    if chief:  # the first files written
+        write_record(workdir, record)
+        check_process_count(workdir, spread.process_count, write=True)
         plot_multicrops([keras.ops.convert_to_numpy(c) for c in first_batch],
                         os.path.join(workdir, "multicrops.png"), num_images=6)
 
     csv_path = os.path.join(workdir, "training_log.csv")
     encoder_path = os.path.join(workdir, "encoder.keras")
-    backup = callbacks.MidEpochBackupAndRestore(backup_dir, save_every_steps=backup_every_steps)
     fit_callbacks = [
         backup,
         callbacks.AssignmentMonitor(
@@ -299,7 +357,6 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     fit_callbacks += list(extra_callbacks)
     fit = dict(epochs=config.epochs, shuffle=False, verbose=verbose if chief else 0)
     history = {}
-    epoch, steps_done = backup.position()
 
     def batches(epoch, skip=0):
         """The input of a `fit` that starts at `epoch`, after its first `skip` batches."""
@@ -325,6 +382,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         # restores the trained weights, and the files below would hold a fresh model's
         # (without a backup, `restore` leaves the model as it is).
         backup.restore(model)
+        if chief and verbose:
+            print(f"Nothing to train: {workdir} finished all {config.epochs} epochs; "
+                  "encoder.keras and the figures are written again from its backup (to train "
+                  "on, raise --epochs with --allow_changed=epochs).")
     if chief:
         # On multi-host JAX, on copies that this process holds (the others have finished).
         local = backends.active().process_local(
@@ -374,7 +435,7 @@ def main(argv):
         config, FLAGS.workdir, FLAGS.data_dir, FLAGS.train_examples, FLAGS.seed, FLAGS.resume,
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
         backup_every_steps=FLAGS.backup_every_steps,
-        conv_implementation=FLAGS.conv_implementation,
+        conv_implementation=FLAGS.conv_implementation, allow_changed=FLAGS.allow_changed,
     )
     minutes = result["seconds"] / 60
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")

@@ -5,11 +5,81 @@ import dataclasses
 import json
 import os
 import socket
+import warnings
+
+# Besides the configuration's fields, the arguments of `recipes.pretrain.pretrain` that shape
+# the run, recorded with them in `<workdir>/config.json` (`backend`: `keras.backend.backend()`).
+RUN_FIELDS = ("train_examples", "seed", "distribution", "backend")
+# Fields used only after pretraining: a resume takes new values and records them.
+FREE_FIELDS = ("linear_epochs", "knn_k", "knn_temperature", "precise_bn_examples")
+# Fields a resume may change when `--allow_changed` names them. `epochs`: the warm-up + cosine
+# schedule is built anew over the new number of epochs (`recipes.builders.build_optimizer`):
+# the steps already run keep the rates they had, the next ones follow the new schedule from the
+# step reached (after a finished run, the rate jumps from the final one back up to where the
+# longer cosine is at that step); the warm-up and the queue's start keep their steps.
+CHANGEABLE_FIELDS = ("epochs",)
 
 
-def prepare_workdir(workdir, config, resume):
-    """Creates the workdir; refuses to mix two different runs in one folder."""
-    os.makedirs(workdir, exist_ok=True)
+def check_workdir_path(workdir):
+    """Checks that `workdir` is a folder, or can be made one (no file in its way)."""
+    path = os.path.abspath(os.path.expanduser(workdir))
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        where = "an existing file" if path == os.path.abspath(os.path.expanduser(workdir)) else (
+            f"inside the file {path!r}")
+        raise ValueError(
+            f"`workdir` must be a folder, new or existing; received workdir={workdir!r}, "
+            f"{where}."
+        )
+
+
+def check_allow_changed(allow_changed):
+    """Returns `allow_changed` as a tuple of names among `CHANGEABLE_FIELDS`."""
+    names = tuple(allow_changed or ())
+    if isinstance(allow_changed, str) or any(name not in CHANGEABLE_FIELDS for name in names):
+        raise ValueError(
+            f"`allow_changed` must name fields among {CHANGEABLE_FIELDS}; received "
+            f"allow_changed={allow_changed!r}."
+        )
+    return names
+
+
+def _plain(value):
+    """`value` as config.json holds it (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _shown(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def run_record(config, run=None):
+    """What `config.json` records: the configuration's fields, then `run`'s (`RUN_FIELDS`)."""
+    return _plain({**dataclasses.asdict(config), **(run or {})})
+
+
+def check_workdir(workdir, config, resume, run=None, allow_changed=()):
+    """Refuses to mix two different runs in one folder; writes nothing.
+
+    A workdir with a backup holds a run: with `resume` it is continued only when every field
+    of `config` and every entry of `run` (`RUN_FIELDS`) equals what its `config.json`
+    records, but for `FREE_FIELDS` and the `CHANGEABLE_FIELDS` named in `allow_changed`. A
+    configuration field missing from an older `config.json` counts at its default; a
+    missing entry of `run` (recorded since 2026-12-04) is unknown: accepted with a warning.
+
+    Returns:
+        The record `prepare_workdir` writes.
+
+    Raises:
+        ValueError: the workdir holds a run and `resume` is false, or the run differs.
+    """
+    check_workdir_path(workdir)
+    allow_changed = check_allow_changed(allow_changed)
+    current = run_record(config, run)
     path = os.path.join(workdir, "config.json")
     has_run = os.path.isdir(os.path.join(workdir, "backup"))
     if has_run and not resume:
@@ -17,26 +87,58 @@ def prepare_workdir(workdir, config, resume):
             f"{workdir} already holds a run (backup/); with --noresume nothing is overwritten. "
             "Use another --workdir, or delete that one."
         )
-    current = dataclasses.asdict(config)
-    if has_run and os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        # A field added to the configuration after the run began counts at its default.
-        defaults = dataclasses.asdict(type(config)())
-        changed = sorted(
-            k for k in current
-            if k not in ("epochs", "linear_epochs", "knn_k", "knn_temperature",
-                          "precise_bn_examples")
-            and json.loads(json.dumps(current[k])) != saved.get(k, json.loads(json.dumps(
-                defaults[k])))
+    if not has_run:
+        return current
+    if not os.path.exists(path):
+        warnings.warn(f"{workdir} holds a backup but no config.json: resuming it unchecked.",
+                      stacklevel=2)
+        return current
+    with open(path) as f:
+        saved = json.load(f)
+    defaults = run_record(type(config)())
+    unknown = [name for name in (run or {}) if name not in saved]
+    if unknown:
+        warnings.warn(
+            f"{path} does not record {', '.join(unknown)} (written before they were): "
+            "resuming with this run's " + ", ".join(
+                f"{name}={_shown(current[name])!r}" for name in unknown) + " unchecked.",
+            stacklevel=2,
         )
-        if changed:
-            raise ValueError(
-                f"{workdir} holds a run with another configuration (fields {changed} differ); "
-                "resuming it with these values would mix two runs. Use another --workdir."
-            )
-    with open(path, "w") as f:
-        json.dump(current, f, indent=2)
+    changed = [
+        name for name in current
+        if name not in FREE_FIELDS and name not in allow_changed and name not in unknown
+        and current[name] != saved.get(name, defaults.get(name))
+    ]
+    if changed:
+        differences = "; ".join(
+            f"{name}={_shown(saved.get(name, defaults.get(name)))!r} there, "
+            f"{_shown(current[name])!r} now" for name in changed)
+        message = (
+            f"{workdir} holds a run made with other settings: {differences}. Resuming it with "
+            "them would mix two runs: rerun with the run's values, or use another --workdir"
+        )
+        if all(name in CHANGEABLE_FIELDS for name in changed):
+            names = ",".join(changed)
+            message += f"; or allow the change with --allow_changed={names}"
+        raise ValueError(message + ".")
+    return current
+
+
+def write_record(workdir, record):
+    """Writes `record` (from `check_workdir`) to `<workdir>/config.json`, making the folder."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def prepare_workdir(workdir, config, resume, run=None, allow_changed=()):
+    """Creates the workdir and records the run in its `config.json`, once `check_workdir`
+    accepts it (see there); returns the record."""
+    record = check_workdir(workdir, config, resume, run, allow_changed)
+    write_record(workdir, record)
+    return record
 
 
 def check_process_count(workdir, process_count, write):

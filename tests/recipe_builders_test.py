@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from recipes import configs
-from recipes.builders import build_encoder, build_model, build_optimizer
+from recipes.builders import (
+    build_encoder,
+    build_model,
+    build_optimizer,
+    check_training_fields,
+)
 from swav_keras.data.sources import ImageSourceInfo
 from swav_keras.optimizers import LARS
 
@@ -69,3 +74,32 @@ def test_model_counts_the_queue_start_in_steps():
         "`queue_length` must be a multiple of `batch_size`; received queue_length=12, "
         "batch_size=8."
     )
+
+
+@pytest.mark.parametrize("changes, train_examples, message", [
+    ({"batch_size": 0}, None, "`batch_size` must be a positive integer; received batch_size=0."),
+    ({"batch_size": -4}, None,
+     "`batch_size` must be a positive integer; received batch_size=-4."),
+    ({"epochs": -1}, None, "`epochs` must be a positive integer; received epochs=-1."),
+    ({"epochs": 0}, None, "`epochs` must be a positive integer; received epochs=0."),
+    ({}, 0, "`train_examples` must be a positive integer; received train_examples=0."),
+    ({}, -5, "`train_examples` must be a positive integer; received train_examples=-5."),
+    ({"batch_size": 64}, 10,
+     "`train_examples` must be at least `batch_size`; received train_examples=10, "
+     "batch_size=64."),
+    ({"num_crops": (2, 2), "crops_for_assign": (0, 7)}, None,
+     "`crops_for_assign` must hold crop indices in [0, 3] for 4 crops; received "
+     "crops_for_assign=(0, 7)."),
+    ({"num_crops": (2, 0)}, None,
+     "`num_crops` must hold integers >= 1; received num_crops=(2, 0)."),
+    ({"batch_size": 8, "queue_length": 12}, None,
+     "`queue_length` must be a multiple of `batch_size`; received queue_length=12, "
+     "batch_size=8."),
+    ({"precise_bn_examples": -1}, None,
+     "`precise_bn_examples` must be an integer >= 0; received precise_bn_examples=-1."),
+])
+def test_training_fields_are_checked_by_name(changes, train_examples, message):
+    with pytest.raises(ValueError) as info:
+        check_training_fields(small(**changes), train_examples)
+    assert str(info.value) == message
+    check_training_fields(small(), 128)  # the defaults pass

@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -19,6 +20,8 @@ from recipes.main import format_table
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
 from swav_keras.layers import Im2colConv2D
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
@@ -61,8 +64,25 @@ def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
     assert steps == 8
     model = first["model"]
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == steps * 64 == 512
-    # Rerunning the same command with more epochs continues from epoch 2.
-    second = pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0)
+    files = _listing(workdir)
+    # Another run in the same workdir is refused before anything is touched, each change named.
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(epochs=2), workdir, train_examples=1000, seed=3, verbose=0)
+    assert str(info.value) == (
+        f"{workdir} holds a run made with other settings: epochs=1 there, 2 now; "
+        "train_examples=512 there, 1000 now; seed=0 there, 3 now. Resuming it with them would "
+        "mix two runs: rerun with the run's values, or use another --workdir."
+    )
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0)
+    assert str(info.value).endswith(
+        "epochs=1 there, 2 now. Resuming it with them would mix two runs: rerun with the run's "
+        "values, or use another --workdir; or allow the change with --allow_changed=epochs."
+    )
+    assert _listing(workdir) == files
+    # Allowed, more epochs continue from epoch 2, the schedule stretched over both.
+    second = pretrain(_config(epochs=2), workdir, train_examples=512, verbose=0,
+                      allow_changed=["epochs"])
     model = second["model"]
     assert len(second["history"]["loss"]) == 1  # only the second epoch ran
     assert _epochs_in_csv(workdir) == [0, 1]
@@ -70,13 +90,32 @@ def test_rerunning_resumes_with_optimizer_and_queue_state(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.step)) == 2 * steps
     # The queue kept its first epoch: without the restore it would hold 512 embeddings.
     assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 1024
+    # Step 8, the first of epoch 2, is halfway down the 16-step cosine from 1.0 to 0.001.
+    rate = float(keras.ops.convert_to_numpy(model.optimizer._learning_rate(8)))
+    np.testing.assert_allclose(rate, 0.001 + (1.0 - 0.001) * 0.5, rtol=1e-5)
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["epochs"] == 2  # what the next resume checks against
+    with pytest.raises(ValueError) as info:  # fewer epochs than the run has trained
+        pretrain(_config(epochs=1), workdir, train_examples=512, verbose=0,
+                 allow_changed=["epochs"])
+    assert str(info.value) == (
+        f"`epochs` must be at least the 2 epochs that {workdir} has started; received epochs=1."
+    )
+
+
+def _listing(folder):
+    """Every file under `folder` with its size and modification time, but the lock (taken and
+    emptied by every run)."""
+    return sorted((os.path.join(root, name), os.path.getsize(os.path.join(root, name)),
+                   os.path.getmtime(os.path.join(root, name)))
+                  for root, _, names in os.walk(folder) for name in names if name != "run.lock")
 
 
 def _moving_mean(encoder, name):
     return keras.ops.convert_to_numpy(encoder.get_layer(name).moving_mean)
 
 
-def test_precise_bn_examples_writes_statistics_of_plain_training_images(tmp_path):
+def test_precise_bn_examples_writes_statistics_of_plain_training_images(tmp_path, capsys):
     workdir = str(tmp_path / "run")
     # 128 training images: PreciseBN is asked for 200 and gets the 128 there are.
     result = pretrain(_config(precise_bn_examples=200), workdir, train_examples=128, verbose=0)
@@ -90,8 +129,12 @@ def test_precise_bn_examples_writes_statistics_of_plain_training_images(tmp_path
     np.testing.assert_allclose(_moving_mean(saved, "conv1_bn"), expected, rtol=1e-4, atol=1e-4)
     assert not np.allclose(_moving_mean(trained, "conv1_bn"), expected, atol=1e-3)
     # The training model keeps its own statistics; the field may change on resume: rerunning
-    # the finished run without PreciseBN writes them back.
-    pretrain(_config(precise_bn_examples=0), workdir, train_examples=128, verbose=0)
+    # the finished run without PreciseBN writes them back, and says it trained nothing.
+    capsys.readouterr()
+    pretrain(_config(precise_bn_examples=0), workdir, train_examples=128, verbose=1)
+    assert (f"Nothing to train: {workdir} finished all 1 epochs; encoder.keras and the figures "
+            "are written again from its backup (to train on, raise --epochs with "
+            "--allow_changed=epochs).") in capsys.readouterr().out.splitlines()
     again = keras.models.load_model(result["encoder_path"])
     for layer in trained.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -131,7 +174,8 @@ def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path, image_siz
     assert os.path.isfile(os.path.join(workdir, "multicrops.png"))
     generator = first["model"].augmentation.seed_generator
     state = keras.ops.convert_to_numpy(generator.state).copy()
-    second = pretrain(_config(epochs=2, **config), workdir, train_examples=512, verbose=0)
+    second = pretrain(_config(epochs=2, **config), workdir, train_examples=512, verbose=0,
+                      allow_changed=["epochs"])
     resumed = keras.ops.convert_to_numpy(second["model"].augmentation.seed_generator.state)
     # The run drew 9 equal calls' worth (building call + 8 steps) from the seed's start; the
     # backup restored that state, and epoch 2 went on with 8 new steps instead of repeating.
@@ -140,8 +184,8 @@ def test_augment_in_model_trains_and_resumes_the_crop_stream(tmp_path, image_siz
     assert per_call[1] > 0
     np.testing.assert_array_equal(resumed, state + 8 * per_call)
     assert int(keras.ops.convert_to_numpy(second["model"].step)) == 16
-    with pytest.raises(ValueError, match=r"fields \['augment_in_model'\] differ"):
-        pretrain(_config(epochs=3, image_size=image_size), workdir, train_examples=512,
+    with pytest.raises(ValueError, match=r"augment_in_model=True there, False now\."):
+        pretrain(_config(epochs=2, image_size=image_size), workdir, train_examples=512,
                  verbose=0)
 
 
@@ -227,7 +271,11 @@ def test_noresume_never_overwrites_a_run(tmp_path):
     assert "already holds a run" in str(info.value)
     with pytest.raises(ValueError) as info:
         pretrain(_config(num_prototypes=30), workdir, train_examples=128, verbose=0)
-    assert "fields ['num_prototypes'] differ" in str(info.value)
+    assert str(info.value) == (
+        f"{workdir} holds a run made with other settings: num_prototypes=20 there, 30 now. "
+        "Resuming it with them would mix two runs: rerun with the run's values, or use another "
+        "--workdir."
+    )
     assert os.path.getmtime(os.path.join(workdir, "encoder.keras")) == before
 
 
@@ -286,6 +334,83 @@ def test_bad_stages_and_pooling_are_refused_before_anything_is_written(tmp_path,
     assert not os.path.exists(workdir)
 
 
+@pytest.mark.parametrize("changes, arguments, message", [
+    ({"batch_size": 0}, {}, "`batch_size` must be a positive integer; received batch_size=0."),
+    ({"epochs": -1}, {}, "`epochs` must be a positive integer; received epochs=-1."),
+    ({}, {"train_examples": 0},
+     "`train_examples` must be a positive integer; received train_examples=0."),
+    ({"crops_for_assign": (0, 7)}, {},
+     "`crops_for_assign` must hold crop indices in [0, 3] for 4 crops; received "
+     "crops_for_assign=(0, 7)."),
+    ({}, {"seed": -1}, "`seed` must be an integer >= 0; received seed=-1."),
+    ({}, {"allow_changed": ["batch_size"]},
+     "`allow_changed` must name fields among ('epochs',); received "
+     "allow_changed=['batch_size']."),
+])
+def test_bad_flags_are_refused_by_name_before_anything_is_written(tmp_path, changes, arguments,
+                                                                 message):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(**changes), workdir, **{"train_examples": 128, **arguments}, verbose=0)
+    assert str(info.value) == message
+    assert not os.path.exists(workdir)
+
+
+def test_a_workdir_that_is_a_file_is_refused_by_name(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("kept")
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(), str(path), train_examples=128, verbose=0)
+    assert str(info.value) == (
+        f"`workdir` must be a folder, new or existing; received workdir={str(path)!r}, an "
+        "existing file."
+    )
+    assert path.read_text() == "kept"
+
+
+def test_a_batch_larger_than_the_data_leaves_no_workdir(tmp_path):
+    # Known only once the folder is read, after the lock: the folder it made is removed.
+    _fashion_folder(tmp_path / "images", train=40, test=1)
+    workdir = str(tmp_path / "run")
+    with pytest.raises(ValueError) as info:
+        pretrain(_config(dataset=str(tmp_path / "images")), workdir, verbose=0)
+    assert str(info.value) == (
+        "`batch_size` must be at most the 40 training images; received batch_size=64."
+    )
+    assert not os.path.exists(workdir)
+
+
+def test_an_unreadable_encoder_file_is_named_as_such(tmp_path):
+    info = load_split("fashion_mnist", "train", take=64)[2]
+    path = str(tmp_path / "encoder.keras")
+    load_encoder("random:4", info).save(path)
+    truncated, text = str(tmp_path / "truncated.keras"), str(tmp_path / "text.keras")
+    with open(path, "rb") as source, open(truncated, "wb") as target:
+        target.write(source.read(300))
+    with open(text, "w") as f:
+        f.write("not a model")
+    for evaluate in (knn_eval, linear_eval):
+        for bad in (truncated, text):
+            with pytest.raises(ValueError) as error:
+                evaluate(bad, train_examples=100, verbose=0)
+            assert str(error.value) == (
+                f"`encoder` must be a readable .keras model; received encoder={bad!r}: the "
+                "file exists but cannot be read as a .keras model (not a zip archive, as "
+                ".keras files are: truncated, or saved in another format)."
+            )
+        missing = str(tmp_path / "missing.keras")
+        with pytest.raises(ValueError) as error:
+            evaluate(missing, train_examples=100, verbose=0)
+        assert str(error.value) == (
+            f"`encoder` must be a .keras file; received encoder={missing!r}: no such file."
+        )
+        with pytest.raises(ValueError) as error:
+            evaluate("pixels", train_examples=0, verbose=0)
+        assert str(error.value) == (
+            "`train_examples` must be a positive integer; received train_examples=0."
+        )
+
+
 def test_load_encoder_builds_the_random_baseline_or_loads_a_file(tmp_path):
     info = load_split("fashion_mnist", "train", take=64)[2]
     first, second = load_encoder("random:4", info), load_encoder("random:4", info)
@@ -331,6 +456,11 @@ def test_tuning_advice_is_given_for_real_fields_only():
     fields = {field.name for field in dataclasses.fields(configs.PretrainConfig)}
     assert set(configs.FIELD_ADVICE) <= fields, set(configs.FIELD_ADVICE) - fields
     assert all(text.endswith(".") for text in configs.FIELD_ADVICE.values())
+    # Measured figures live in docs/TUNING.md, one section per tuned field, not in flag help.
+    assert not [k for k, text in configs.FIELD_ADVICE.items() if "%" in text]
+    with open(os.path.join(ROOT, "docs", "TUNING.md")) as f:
+        sections = re.findall(r"^## (\w+)$", f.read(), re.M)
+    assert sections == list(configs.TUNED_FIELDS) and set(sections) <= fields
 
 
 def test_a_second_run_of_a_busy_workdir_is_refused_before_writing(tmp_path):
@@ -348,7 +478,7 @@ def test_conv_implementations_share_checkpoints_and_export_plain_conv2d(tmp_path
     assert any(isinstance(layer, Im2colConv2D) for layer in first["model"].encoder.layers)
     # Resumed with the native convs from the im2col run's backup: same variables.
     second = pretrain(_config(epochs=2), workdir, train_examples=128, verbose=0,
-                      conv_implementation="native")
+                      conv_implementation="native", allow_changed=["epochs"])
     assert len(second["history"]["loss"]) == 1
     encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
     convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -375,8 +505,8 @@ def test_knn_monitor_examples_logs_knn_top1_after_every_epoch(tmp_path):
 
 def test_a_run_from_before_a_new_config_field_resumes_at_its_default(tmp_path):
     workdir = str(tmp_path / "run")
-    os.makedirs(os.path.join(workdir, "backup"))
     prepare_workdir(workdir, _config(), resume=True)
+    os.makedirs(os.path.join(workdir, "backup"))
     path = os.path.join(workdir, "config.json")
     with open(path) as f:
         saved = json.load(f)
@@ -384,7 +514,7 @@ def test_a_run_from_before_a_new_config_field_resumes_at_its_default(tmp_path):
     with open(path, "w") as f:
         json.dump(saved, f)
     prepare_workdir(workdir, _config(), resume=True)  # the default: the same run
-    with pytest.raises(ValueError, match=r"fields \['knn_monitor_examples'\] differ"):
+    with pytest.raises(ValueError, match=r": knn_monitor_examples=0 there, 10 now\. "):
         prepare_workdir(workdir, _config(knn_monitor_examples=10), resume=True)
 
 
