@@ -11,7 +11,7 @@ not a figure of the standard protocol (that is the overall top-1, printed too).
 
 Command (2 CPU cores, TensorFlow: about a minute per encoder):
 
-    python -m benchmarks.knn_per_class --representations=pixels,runs/a/encoder.keras
+    python -m experiments.knn_per_class --representations=pixels,runs/a/encoder.keras
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """

@@ -14,7 +14,7 @@ layer-wise probes of Zhang et al. 2016 and Goyal et al. 2019), not that protocol
 Command (2 CPU cores, TensorFlow: about 2 minutes per encoder for kNN alone, 6 with the
 linear probes):
 
-    python -m benchmarks.knn_by_stage --encoders=runs/a/encoder.keras,random:16
+    python -m experiments.knn_by_stage --encoders=runs/a/encoder.keras,random:16
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """

@@ -16,7 +16,7 @@ with (`--pooling` / `--grid_size` of `recipes/pretrain.py`).
 Command (2 CPU cores, TensorFlow: the maps take about a minute per encoder, each pooling one
 to four minutes, most for the largest grids):
 
-    python -m benchmarks.knn_by_pooling --encoders=runs/a/encoder.keras --poolings=avg,grid4
+    python -m experiments.knn_by_pooling --encoders=runs/a/encoder.keras --poolings=avg,grid4
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """

@@ -10,7 +10,7 @@ prints the median seconds of each, their ratio, the backup's size, and what a ba
 
 Command (2 CPU cores, about 1 minute per backend):
 
-    python -m benchmarks.backup_cost --backends=tensorflow,jax,torch
+    python -m experiments.backup_cost --backends=tensorflow,jax,torch
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
@@ -81,7 +81,7 @@ def main(argv):
           f"{'every 100 steps':>16}")
     for backend in FLAGS.backends:
         try:
-            r = children.run("benchmarks.backup_cost", backend, [f"--rounds={FLAGS.rounds}"])
+            r = children.run("experiments.backup_cost", backend, [f"--rounds={FLAGS.rounds}"])
         except children.WorkerFailed as error:
             print(error)
             continue

@@ -11,7 +11,7 @@ is seeded, so it starts from the same classifier).
 
 Command (2 CPU cores, about 2-3 minutes per encoder with TensorFlow):
 
-    python -m benchmarks.precise_bn_gain --encoders=runs/a/encoder.keras,runs/b/encoder.keras
+    python -m experiments.precise_bn_gain --encoders=runs/a/encoder.keras,runs/b/encoder.keras
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """

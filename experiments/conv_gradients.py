@@ -21,7 +21,7 @@ takes the formulation too. The stride-2 convs and the 1x1 shortcuts stay native 
 
 Command (2 CPU cores, about 12 minutes):
 
-    python -m benchmarks.conv_gradients --backends=tensorflow,jax,torch
+    python -m experiments.conv_gradients --backends=tensorflow,jax,torch
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
@@ -294,7 +294,7 @@ def main(argv):
         args = [f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
                 f"--step_rounds={FLAGS.step_rounds}"]
         try:
-            report(children.run("benchmarks.conv_gradients", backend, args))
+            report(children.run("experiments.conv_gradients", backend, args))
         except children.WorkerFailed as error:
             print(error)
             failed = True
