@@ -18,6 +18,7 @@ these itself.
 import keras
 
 from swav_keras import backends
+from swav_keras.keras_internals import distribute_strategy
 
 
 class MultiWorkerFit:
@@ -29,13 +30,17 @@ class MultiWorkerFit:
     Example:
 
     ```python
+    import keras
+    from swav_keras.multi_worker_fit import MultiWorkerFit
+
     class MyModel(MultiWorkerFit, keras.Model):
         ...
     ```
     """
 
+    # Overrides `keras_internals.SYMBOLIC_BUILD_HOOK` of Keras's trainer.
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+        if iterator is not None and data_batch is None and distribute_strategy(self) is not None:
             adapter = backends.active()
             for _, _, batches in iterator:
                 data_batch = keras.tree.map_structure(adapter.first_replica_value, next(batches))

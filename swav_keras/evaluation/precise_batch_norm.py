@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from swav_keras.evaluation.features import check_images
+from swav_keras.keras_internals import flatten_layers
 from swav_keras.validation import check_int
 
 
@@ -45,8 +46,11 @@ def precise_batch_norm(encoder, images, batch_size=256, num_examples=None):
     Example:
 
     ```python
+    import keras
+    from swav_keras.evaluation import precise_batch_norm
+
     encoder = keras.saving.load_model("encoder.keras")
-    precise_batch_norm(encoder, train_images, num_examples=20000)
+    precise_batch_norm(encoder, images, num_examples=20000)
     encoder.save("encoder_precise_bn.keras")
     ```
     """
@@ -59,7 +63,7 @@ def precise_batch_norm(encoder, images, batch_size=256, num_examples=None):
     if num_examples is not None:
         num_examples = check_int("num_examples", num_examples, minimum=1)
     norms = [
-        layer for layer in encoder._flatten_layers(include_self=True, recursive=True)
+        layer for layer in flatten_layers(encoder)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     if not norms:

@@ -1,0 +1,31 @@
+"""The private parts of Keras 3.15 that swav_keras relies on, gathered in one place.
+
+Keras's public API has no equivalent for these. `pyproject.toml` keeps keras below 3.16 while
+they are used, and `tests/keras_internals_test.py` checks each against the installed Keras:
+after an upgrade, that test names what moved.
+"""
+
+# TensorFlow's trainer hook that builds a model from its first batch before `fit`'s first
+# step, with the keyword arguments `iterator` and `data_batch`; `MultiWorkerFit` overrides it.
+SYMBOLIC_BUILD_HOOK = "_maybe_symbolic_build"
+
+
+def flatten_layers(layer):
+    """`layer` and every layer inside it, nested models included (as Keras walks them)."""
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+def distribute_strategy(model):
+    """The `tf.distribute` strategy `model` was created under, or `None` (other backends)."""
+    return getattr(model, "_distribute_strategy", None)
+
+
+def optimizer_variable_key(optimizer, variable):
+    """The key under which `optimizer` knows `variable` (stable across TF's wrappers)."""
+    return optimizer._var_key(variable)
+
+
+def optimizer_variable_index(optimizer, variable):
+    """The position of `variable` among the variables `optimizer` was built with."""
+    return optimizer._get_variable_index(variable)
+

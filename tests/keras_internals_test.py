@@ -1,0 +1,49 @@
+"""The private parts of Keras that swav_keras uses still exist and mean what they meant."""
+
+import inspect
+
+import keras
+import numpy as np
+
+from swav_keras import keras_internals
+from swav_keras.multi_worker_fit import MultiWorkerFit
+
+
+def nested_model():
+    inner = keras.Sequential([keras.layers.Dense(3), keras.layers.BatchNormalization()],
+                             name="inner")
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2, name="last")(inner(inputs))
+    return keras.Model(inputs, outputs, name="outer"), inner
+
+
+def test_flatten_layers_reaches_nested_models():
+    model, inner = nested_model()
+    names = [layer.name for layer in keras_internals.flatten_layers(model)]
+    assert names[0] == "outer"
+    assert {"inner", "last", *(layer.name for layer in inner.layers)} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_distribute_strategy_of_a_plain_model_is_none():
+    model, _ = nested_model()
+    assert keras_internals.distribute_strategy(model) is None
+
+
+def test_the_symbolic_build_hook_is_the_tensorflow_trainers():
+    # Only TensorFlow's trainer has it (and only there does MultiWorkerFit matter).
+    assert keras_internals.SYMBOLIC_BUILD_HOOK in vars(MultiWorkerFit)
+    hook = getattr(keras.Model, keras_internals.SYMBOLIC_BUILD_HOOK, None)
+    if keras.backend.backend() == "tensorflow":
+        assert list(inspect.signature(hook).parameters) == ["self", "iterator", "data_batch"]
+    else:
+        assert hook is None
+
+
+def test_optimizer_variable_key_and_index():
+    variables = [keras.Variable(np.ones(2, "float32"), name=n) for n in ("a", "b", "c")]
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build(variables)
+    indices = [keras_internals.optimizer_variable_index(optimizer, v) for v in variables]
+    keys = {keras_internals.optimizer_variable_key(optimizer, v) for v in variables}
+    assert indices == [0, 1, 2] and len(keys) == 3
