@@ -23,6 +23,9 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
   distribution inside.
 - `prefers_im2col_conv()`: whether stride-1 convolutions run faster as `Im2colConv2D` on the
   device in use (JAX on CPU).
+- `native_ops()`: the backend's own fused convolution and BatchNorm kernels on channels-last
+  tensors where they beat Keras's generic ops (PyTorch), or `None` (TensorFlow, JAX): what
+  `NativeConv2D` and `NativeBatchNormalization` call.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `replica_index()`: this replica's index where the replicas of one process hold identical
   copies of the variables (`tf.distribute`), for per-replica random draws; 0 elsewhere.

@@ -101,6 +101,13 @@ def prefers_im2col_conv():
     return jax.default_backend() == "cpu"
 
 
+def native_ops():
+    """None: Keras's own convolution and BatchNorm are kept on this backend (the torch
+    adapter's fused kernels have no counterpart to gain from here), so `NativeConv2D` and
+    `NativeBatchNormalization` compute as their Keras parents."""
+    return None
+
+
 def num_replicas():
     """One logical replica: the program is written for the global batch."""
     return 1

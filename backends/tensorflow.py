@@ -130,6 +130,13 @@ def prefers_im2col_conv():
     return False
 
 
+def native_ops():
+    """None: Keras's own convolution and BatchNorm are kept on this backend (the torch
+    adapter's fused kernels have no counterpart to gain from here), so `NativeConv2D` and
+    `NativeBatchNormalization` compute as their Keras parents."""
+    return None
+
+
 def num_replicas():
     """Number of replicas that share the global batch."""
     return tf.distribute.get_strategy().num_replicas_in_sync

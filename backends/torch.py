@@ -120,6 +120,98 @@ def prefers_im2col_conv():
     return False
 
 
+class _NativeOps:
+    """PyTorch's own kernels for the layers whose Keras form is slow here (see `native_ops`).
+
+    Each function takes and returns channels-last (`[B, H, W, C]`) tensors, as Keras does, but
+    hands PyTorch a channels-first *view* of them: a contiguous `[B, H, W, C]` tensor is a
+    `channels_last`-strided `[B, C, H, W]` one, so no copy is made on the way in or out.
+    Keras's generic path copies each convolution's input to `[B, C, H, W]` and back, and
+    computes BatchNorm from a dozen element-wise ops (forward and backward) where PyTorch
+    runs one fused kernel each way.
+    """
+
+    @staticmethod
+    def conv2d(inputs, kernel, strides, padding, dilation_rate, groups):
+        """`inputs [B, H, W, Cin]`, `kernel [kh, kw, Cin / groups, Cout]` (Keras's layouts),
+        symmetric `padding` per spatial axis; returns `[B, H', W', Cout]`."""
+        weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+        outputs = torch.nn.functional.conv2d(
+            inputs.permute(0, 3, 1, 2), weight, None, tuple(strides), tuple(padding),
+            tuple(dilation_rate), groups,
+        )
+        return outputs.permute(0, 2, 3, 1)
+
+    @staticmethod
+    def batch_norm(inputs, gamma, beta, mean, variance, training, epsilon):
+        """BatchNorm over every axis but the last; returns `(outputs, batch_mean,
+        batch_variance)`, the batch statistics (biased variance, no gradient) when
+        `training`, else `None`s and `mean`/`variance` are used."""
+        channels_first = inputs.movedim(-1, 1)
+        if not training:
+            outputs = torch.nn.functional.batch_norm(
+                channels_first, mean, variance, gamma, beta, False, 0.0, epsilon
+            )
+            return outputs.movedim(1, -1), None, None
+        outputs, batch_mean, inverse_std = torch.native_batch_norm(
+            channels_first, gamma, beta, None, None, True, 0.0, epsilon
+        )
+        with torch.no_grad():
+            batch_variance = inverse_std.pow(-2).sub_(epsilon).clamp_(min=0.0)
+        return outputs.movedim(1, -1), batch_mean.detach(), batch_variance
+
+    @staticmethod
+    def lars_update(variables, gradients, buffers, adapted, learning_rate, momentum,
+                    weight_decay, trust_coefficient, epsilon, clip, nesterov):
+        """`swav_keras.optimizers.LARS.update_step` for all variables at once with
+        `torch._foreach_*` kernels (a few calls per step instead of a dozen per variable).
+
+        Args: the Keras `variables`, their `gradients`, their momentum `buffers` (Keras
+        variables, or an empty list without momentum), `adapted` (one bool per variable) and
+        the optimizer's hyperparameters; `learning_rate` a number or 0-d tensor.
+        """
+        with torch.no_grad():
+            params = [v.value for v in variables]
+            grads = [g.to(p.dtype) for g, p in zip(gradients, params)]
+            lr = float(learning_rate)
+            chosen = [i for i, a in enumerate(adapted) if a]
+            if chosen:
+                p_norm = torch.stack(torch._foreach_norm([params[i] for i in chosen]))
+                g_norm = torch.stack(torch._foreach_norm([grads[i] for i in chosen]))
+                local_lr = trust_coefficient * p_norm / (g_norm + p_norm * weight_decay + epsilon)
+                if clip:
+                    local_lr = torch.where(local_lr < lr, local_lr / (lr if lr > 0 else 1.0),
+                                           torch.ones_like(local_lr))
+                ok = (p_norm > 0) & (g_norm > 0)
+                scale = torch.where(ok, local_lr, torch.ones_like(local_lr)).tolist()
+                decay = torch.where(ok, local_lr * weight_decay,
+                                    torch.zeros_like(local_lr)).tolist()
+                scaled = torch._foreach_mul([grads[i] for i in chosen], scale)
+                torch._foreach_add_(scaled, torch._foreach_mul([params[i] for i in chosen],
+                                                               decay))
+                for i, g in zip(chosen, scaled):
+                    grads[i] = g
+            if momentum != 0:
+                bufs = [b.value for b in buffers]
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, grads)
+                steps = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+            else:
+                steps = grads
+            torch._foreach_add_(params, steps, alpha=-lr)
+
+
+def native_ops():
+    """PyTorch's fused convolution and BatchNorm kernels on channels-last views, and LARS.
+
+    Used by `swav_keras.layers.NativeConv2D` and `NativeBatchNormalization`
+    (`swav_keras.layers.to_native_layers`) and by `swav_keras.optimizers.LARS` (one foreach
+    update of all variables): in the SwAV step of the reference CPU workload
+    Keras's generic forms of these two layers take most of the time (`benchmarks/RESULTS.md`).
+    """
+    return _NativeOps
+
+
 def num_replicas():
     """Number of processes that share the global batch."""
     return _world_size()

@@ -29,3 +29,12 @@ def optimizer_variable_index(optimizer, variable):
     """The position of `variable` among the variables `optimizer` was built with."""
     return optimizer._get_variable_index(variable)
 
+
+# The optimizer hook that applies one step to all variables, `(grads, trainable_variables,
+# learning_rate)`; LARS overrides it to update every variable at once where the backend can.
+BACKEND_UPDATE_STEP_HOOK = "_backend_update_step"
+
+
+def keras_mask(tensor):
+    """The mask Keras attached to `tensor` (e.g. by `Embedding(mask_zero=True)`), or `None`."""
+    return getattr(tensor, "_keras_mask", None)

@@ -47,3 +47,17 @@ def test_optimizer_variable_key_and_index():
     indices = [keras_internals.optimizer_variable_index(optimizer, v) for v in variables]
     keys = {keras_internals.optimizer_variable_key(optimizer, v) for v in variables}
     assert indices == [0, 1, 2] and len(keys) == 3
+
+
+def test_the_optimizer_update_hook_exists_with_its_arguments():
+    hook = getattr(keras.optimizers.Optimizer, keras_internals.BACKEND_UPDATE_STEP_HOOK)
+    assert list(inspect.signature(hook).parameters) == [
+        "self", "grads", "trainable_variables", "learning_rate"
+    ]
+
+
+def test_keras_mask_reads_the_mask_keras_attaches():
+    embedded = keras.layers.Embedding(5, 2, mask_zero=True)(np.array([[1, 0]]))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(
+        keras_internals.keras_mask(embedded)), [[True, False]])
+    assert keras_internals.keras_mask(keras.ops.ones((1, 2))) is None

@@ -269,3 +269,26 @@ def test_error_messages(kwargs, error, message):
     with pytest.raises(error) as info:
         LARS(**kwargs)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("clip,nesterov,momentum", [(False, False, 0.9), (True, True, 0.9),
+                                                    (False, False, 0.0)])
+def test_one_update_of_all_variables_equals_the_per_variable_update(
+    monkeypatch, clip, nesterov, momentum
+):
+    """Under torch `apply` updates all variables with the adapter's foreach kernels
+    (`native_ops().lars_update`); it must give what `update_step` per variable gives. Elsewhere
+    the adapter has no native ops and both runs take the per-variable path."""
+    from swav_keras import backends
+
+    adapter = backends.active()
+    assert (adapter.native_ops() is not None) == (keras.backend.backend() == "torch")
+    params, grads = _case(seed=3)
+    config = dict(learning_rate=0.3, momentum=momentum, weight_decay=0.05,
+                  trust_coefficient=0.02, clip=clip, nesterov=nesterov)
+    fused = _run(LARS(**config), params, grads)
+    monkeypatch.setattr(adapter, "native_ops", lambda: None)
+    looped = _run(LARS(**config), params, grads)
+    for f, g, p in zip(fused, looped, params):
+        np.testing.assert_allclose(f, g, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(f, p)

@@ -13,6 +13,14 @@ from swav_keras.layers.im2col_conv2d import (
 )
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.multi_crop_augmentation import MultiCropAugmentation
+from swav_keras.layers.native_layers import (
+    LAYER_IMPLEMENTATIONS,
+    NativeBatchNormalization,
+    NativeConv2D,
+    to_keras_layers,
+    to_native_layers,
+    with_layer_implementation,
+)
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
 from swav_keras.layers.sync_batch_normalization import (
@@ -28,15 +36,21 @@ __all__ = [
     "GridAveragePooling2D",
     "Im2colConv2D",
     "L2Normalize",
+    "LAYER_IMPLEMENTATIONS",
     "MultiCropAugmentation",
+    "NativeBatchNormalization",
+    "NativeConv2D",
     "ProjectionHead",
     "Prototypes",
     "SyncBatchNormalization",
     "UnitNormalInitializer",
     "im2col_conv",
     "to_conv2d",
+    "to_keras_layers",
+    "to_native_layers",
     "to_im2col_conv2d",
     "to_batch_normalization",
     "to_sync_batch_normalization",
     "with_conv_implementation",
+    "with_layer_implementation",
 ]

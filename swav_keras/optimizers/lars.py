@@ -5,6 +5,8 @@ import re
 import keras
 from keras import ops
 
+from swav_keras import backends
+from swav_keras.keras_internals import optimizer_variable_index, optimizer_variable_key
 from swav_keras.validation import check_float
 
 
@@ -25,7 +27,7 @@ class LARS(keras.optimizers.Optimizer):
     NVIDIA apex, written with `keras.ops` so it runs identically on every backend. For each
     adapted variable `p` with gradient `g`, when `||p|| > 0` and `||g|| > 0`:
 
-    ```python
+    ```
     local_lr = trust_coefficient * ||p|| / (||g|| + ||p|| * weight_decay + epsilon)
     if clip:
         local_lr = min(local_lr / learning_rate, 1)
@@ -71,6 +73,7 @@ class LARS(keras.optimizers.Optimizer):
     Example:
 
     >>> import keras
+    >>> from swav_keras.optimizers import LARS
     >>> schedule = keras.optimizers.schedules.CosineDecay(0.0, 1000, warmup_target=4.8,
     ...                                                    warmup_steps=100)
     >>> optimizer = LARS(learning_rate=schedule, weight_decay=1e-6)
@@ -134,7 +137,7 @@ class LARS(keras.optimizers.Optimizer):
                 "`exclude_from_layer_adaptation()` must be called before the optimizer is "
                 "built; received a built optimizer."
             )
-        self._excluded_keys = {self._var_key(variable) for variable in var_list or ()}
+        self._excluded_keys = {optimizer_variable_key(self, v) for v in var_list or ()}
         if isinstance(var_names, str):
             var_names = [var_names]
         names = sorted(set(var_names or ()))
@@ -148,7 +151,7 @@ class LARS(keras.optimizers.Optimizer):
     def _adapts(self, variable):
         if self.exclude_bias_and_norm and len(variable.shape) <= 1:
             return False
-        if self._var_key(variable) in self._excluded_keys:
+        if optimizer_variable_key(self, variable) in self._excluded_keys:
             return False
         path = getattr(variable, "path", variable.name)
         return self._excluded_pattern is None or not re.search(self._excluded_pattern, path)
@@ -166,12 +169,36 @@ class LARS(keras.optimizers.Optimizer):
 
     def adapts(self, variable):
         """Returns whether `variable` takes weight decay and the trust ratio (after `build`)."""
-        return self._adapted[self._get_variable_index(variable)]
+        return self._adapted[optimizer_variable_index(self, variable)]
+
+    # Overrides `keras_internals.BACKEND_UPDATE_STEP_HOOK` of Keras's optimizer.
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """All variables at once through the adapter's `native_ops().lars_update` where the
+        backend has one (PyTorch: `torch._foreach_*` kernels, instead of a dozen small ops per
+        variable); `update_step` per variable elsewhere (and the backend's own loop, e.g.
+        TensorFlow's under `tf.distribute`)."""
+        native = backends.active().native_ops()
+        if native is None:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        indices = [optimizer_variable_index(self, v) for v in trainable_variables]
+        native.lars_update(
+            trainable_variables,
+            grads,
+            [self.momentums[i] for i in indices] if self.momentum != 0 else [],
+            [self._adapted[i] for i in indices],
+            learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.lars_weight_decay,
+            trust_coefficient=self.trust_coefficient,
+            epsilon=self.epsilon,
+            clip=self.clip,
+            nesterov=self.nesterov,
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         """One LARC + momentum SGD step of `variable`."""
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
+        index = optimizer_variable_index(self, variable)
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         if self._adapted[index]:

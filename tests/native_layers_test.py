@@ -1,0 +1,191 @@
+"""`NativeConv2D` / `NativeBatchNormalization` against Keras's own layers, under every backend."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from autodiff import gradients
+
+from swav_keras import backends
+from swav_keras.backbones import SmallResNet
+from swav_keras.layers.native_layers import (
+    NativeBatchNormalization,
+    NativeConv2D,
+    to_keras_layers,
+    to_native_layers,
+    with_layer_implementation,
+)
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+
+def relative_error(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    return float(np.linalg.norm(got - want) / max(1.0, np.linalg.norm(want)))
+
+
+def encoder(seed=0):
+    keras.utils.set_random_seed(seed)
+    return SmallResNet(width=4, input_shape=(None, None, 2), mean=[1.0, 2.0], std=[2.0, 3.0])
+
+
+def images(size=12, batch=4, seed=1):
+    return np.random.default_rng(seed).uniform(0, 5, (batch, size, size, 2)).astype("float32")
+
+
+def outputs_and_gradients(model, x, training):
+    """Sum of outputs times fixed weights, and its gradients wrt the input and every weight."""
+    trainable = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    shape = model.compute_output_shape(x.shape)
+    probe = np.random.default_rng(7).standard_normal(shape).astype("float32")
+
+    def fn(tensors):
+        out, _ = model.stateless_call(tensors[1:], non_trainable, tensors[0], training=training)
+        return keras.ops.sum(keras.ops.multiply(out, probe))
+
+    value, grads = gradients(fn, [x] + trainable)
+    # The moving statistics after the call, outside autodiff (JAX traces inside it).
+    _, state = model.stateless_call(trainable, non_trainable, x, training=training)
+    return value, grads, [keras.ops.convert_to_numpy(v) for v in state]
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("size", [12, 7])  # odd size: the stride-2 convs pad unevenly
+def test_native_encoder_matches_keras_outputs_gradients_and_statistics(training, size):
+    """Outputs, gradients (input and every weight) and moving statistics agree to 1e-5
+    (relative to each array's norm). Where they do not, the native value must be the closer
+    of the two to a float64 run of the Keras encoder: at 7x7 the last stage's BatchNorm sees
+    1x1 maps of 4 images, and Keras's mean-of-squares variance loses more digits there
+    (2e-5 from float64) than PyTorch's fused kernel (7e-6)."""
+    plain = encoder()
+    native = to_native_layers(plain)
+    x = images(size)
+    want = outputs_and_gradients(plain, x, training)
+    got = outputs_and_gradients(native, x, training)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    assert len(got[1]) == len(want[1]) == 1 + len(plain.trainable_variables)
+    assert len(got[2]) == len(want[2]) == len(plain.non_trainable_variables)
+    pairs = list(zip(got[1] + got[2], want[1] + want[2]))
+    apart = [i for i, (g, w) in enumerate(pairs) if relative_error(g, w) > 1e-5]
+    if apart:
+        exact = float64_outputs_and_gradients(plain, x, training)
+        truth = exact[1] + exact[2]
+        for i in apart:
+            g, w = pairs[i]
+            assert relative_error(g, truth[i]) < relative_error(w, truth[i]), i
+
+
+def float64_outputs_and_gradients(plain, x, training):
+    keras.config.set_dtype_policy("float64")
+    try:
+        exact = encoder()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    exact.set_weights(plain.get_weights())
+    return outputs_and_gradients(exact, x.astype("float64"), training)
+
+
+def test_native_layers_update_moving_statistics_as_keras_in_eager_calls():
+    plain = encoder()
+    native = to_native_layers(plain)
+    x = images()
+    want = keras.ops.convert_to_numpy(plain(x, training=True))
+    got = keras.ops.convert_to_numpy(native(x, training=True))
+    assert relative_error(got, want) < 1e-5
+    for g, w in zip(native.non_trainable_weights, plain.non_trainable_weights):
+        assert relative_error(keras.ops.convert_to_numpy(g), keras.ops.convert_to_numpy(w)) < 1e-5
+    moved = [v for v in native.non_trainable_weights if "moving_mean" in v.path]
+    assert moved and any(np.abs(keras.ops.convert_to_numpy(v)).max() > 0 for v in moved)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(padding="same", strides=2), dict(padding="same", kernel_size=2),
+     dict(padding="valid", strides=2), dict(padding="same", dilation_rate=2),
+     dict(padding="same", groups=2)],
+)
+def test_native_conv_matches_keras_conv_in_every_configuration(kwargs):
+    config = dict(filters=4, kernel_size=3)
+    config.update(kwargs)
+    x = images(9)
+    plain = keras.layers.Conv2D(**config)
+    plain.build(x.shape)
+    native = NativeConv2D(**config)
+    native.build(x.shape)
+    native.set_weights(plain.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(native(x)),
+                               keras.ops.convert_to_numpy(plain(x)), **TOLERANCE)
+
+
+def test_native_batch_norm_on_dense_features_matches_keras():
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype("float32") * 3 + 1
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False)
+    native = NativeBatchNormalization(momentum=0.9, epsilon=1e-5, center=False)
+    for layer in (plain, native):
+        layer.build(x.shape)
+    for training in (True, False):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(native(x, training=training)),
+                                   keras.ops.convert_to_numpy(plain(x, training=training)),
+                                   **TOLERANCE)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(native.moving_variance),
+                               keras.ops.convert_to_numpy(plain.moving_variance), **TOLERANCE)
+
+
+def test_conversions_swap_only_plain_layers_and_back():
+    plain = encoder()
+    native = to_native_layers(plain)
+    kinds = {type(layer) for layer in native.layers}
+    assert NativeConv2D in kinds and NativeBatchNormalization in kinds
+    assert keras.layers.Conv2D not in kinds and keras.layers.BatchNormalization not in kinds
+    back = to_keras_layers(native)
+    assert {type(layer) for layer in back.layers} == {type(layer) for layer in plain.layers}
+    for a, b in zip(back.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Same class names as Keras's: weight files address layers by them.
+    assert [type(layer).__name__ for layer in native.layers] == [
+        type(layer).__name__ for layer in plain.layers
+    ]
+
+
+def test_auto_picks_native_layers_only_where_the_adapter_has_native_kernels():
+    plain = encoder()
+    model, chosen = with_layer_implementation(plain, "auto")
+    if keras.backend.backend() == "torch":
+        assert backends.active().native_ops() is not None
+        assert chosen == "native" and model is not plain
+    else:
+        assert backends.active().native_ops() is None
+        assert chosen == "keras" and model is plain
+    assert with_layer_implementation(plain, "keras") == (plain, "keras")
+    assert with_layer_implementation(plain, "native")[1] == "native"
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError) as error:
+        with_layer_implementation(encoder(), "fused")
+    assert str(error.value) == (
+        "`implementation` must be one of ('auto', 'keras', 'native'); received "
+        "implementation='fused'."
+    )
+
+
+def test_saved_native_encoder_loads_and_exports_plain_layers(tmp_path):
+    native = to_native_layers(encoder())
+    x = images()
+    want = keras.ops.convert_to_numpy(native(x, training=False))
+    path = os.path.join(tmp_path, "native.keras")
+    native.save(path)
+    loaded = keras.models.load_model(path)
+    assert any(isinstance(layer, NativeConv2D) for layer in loaded.layers)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)), want,
+                               **TOLERANCE)
+    exported = os.path.join(tmp_path, "plain.keras")
+    to_keras_layers(native).save(exported)
+    plain = keras.models.load_model(exported)
+    assert not any(isinstance(layer, (NativeConv2D, NativeBatchNormalization))
+                   for layer in plain.layers)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(x, training=False)), want,
+                               **TOLERANCE)
