@@ -110,7 +110,8 @@ def build_optimizer(config, steps_per_epoch):
         config.warmup_start_learning_rate,
     )
     if config.optimizer == "lars":
-        return LARS(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+        return LARS(schedule, momentum=config.momentum, weight_decay=config.weight_decay,
+                    exclude_bias_and_norm=config.lars_exclude_bias_and_norm)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(
             schedule, momentum=config.momentum, weight_decay=config.weight_decay or None

@@ -30,7 +30,8 @@ class PretrainConfig:
         `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
     Optimisation: `optimizer` (`"lars"`, `"sgd"` or `"adamw"`), `base_learning_rate`,
         `final_learning_rate`, `warmup_epochs`, `warmup_start_learning_rate`, `weight_decay`,
-        `momentum`, `epochs`, `batch_size` (global, over all replicas).
+        `lars_exclude_bias_and_norm` (`LARS(exclude_bias_and_norm=...)`), `momentum`,
+        `epochs`, `batch_size` (global, over all replicas).
     Systems: `sync_batchnorm` (synchronised BatchNorm across replicas), `mixed_precision`
         (`""`, `"mixed_float16"` or `"mixed_bfloat16"`), `reinitialize_unused_prototypes`,
         `augment_in_model` (make the crops inside the training step with
@@ -88,6 +89,7 @@ class PretrainConfig:
     warmup_epochs: float = 10.0
     warmup_start_learning_rate: float = 0.3
     weight_decay: float = 1e-6
+    lars_exclude_bias_and_norm: bool = True
     momentum: float = 0.9
     epochs: int = 800
     batch_size: int = 4096
@@ -108,8 +110,11 @@ class PretrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# The original's ImageNet run: 64 GPUs x 64 images, 800 epochs (75.3% linear top-1).
-IMAGENET_RESNET50_800EP = PretrainConfig(dataset="imagenet2012")
+# The original's ImageNet run: 64 GPUs x 64 images, 800 epochs (75.3% linear top-1). Its
+# LARC adapts every parameter, biases and BatchNorm's included, with weight decay.
+IMAGENET_RESNET50_800EP = PretrainConfig(
+    dataset="imagenet2012", lars_exclude_bias_and_norm=False
+)
 
 # The original's small-batch ImageNet run: 4 GPUs x 64 images with a queue (README, bs 256).
 IMAGENET_RESNET50_BS256 = IMAGENET_RESNET50_800EP.replace(
@@ -234,6 +239,9 @@ FIELD_ADVICE = {
     "(see `queue_length`); change `base_learning_rate` with it (the original: 4.8 at 4096, "
     "0.6 at 256).",
     "base_learning_rate": "Peak LARS learning rate after warm-up.",
+    "lars_exclude_bias_and_norm": "LARS only: biases and normalisation parameters (rank <= 1) "
+    "get plain momentum SGD, without weight decay; false adapts every parameter, as the "
+    "original's LARC (the ImageNet configurations).",
     "width": "Small ResNet only; the encoder gives 8 x width features (four stages); the "
     "step costs about width squared.",
     "stages": "Small ResNet only: keep its first 1-4 stages (2**(stages-1) x width "

@@ -103,3 +103,12 @@ def test_training_fields_are_checked_by_name(changes, train_examples, message):
         check_training_fields(small(**changes), train_examples)
     assert str(info.value) == message
     check_training_fields(small(), 128)  # the defaults pass
+
+
+@pytest.mark.parametrize("name, excluded", [
+    ("imagenet_resnet50_800ep", False), ("imagenet_resnet50_bs256", False),
+    ("fashion_mnist", True), ("cifar10", True),
+])
+def test_paper_configs_adapt_every_parameter_as_the_original(name, excluded):
+    optimizer = build_optimizer(configs.get_config(name), steps_per_epoch=10)
+    assert isinstance(optimizer, LARS) and optimizer.exclude_bias_and_norm is excluded
