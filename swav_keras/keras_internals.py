@@ -38,3 +38,8 @@ BACKEND_UPDATE_STEP_HOOK = "_backend_update_step"
 def keras_mask(tensor):
     """The mask Keras attached to `tensor` (e.g. by `Embedding(mask_zero=True)`), or `None`."""
     return getattr(tensor, "_keras_mask", None)
+
+
+def set_initial_epoch(model, epoch):
+    """Makes `model.fit` start at `epoch`, as Keras's `BackupAndRestore` does after a restore."""
+    model._initial_epoch = epoch

@@ -114,17 +114,54 @@ def test_epoch_end_only_and_arguments(tmp_path):
         )
 
 
-def test_unreadable_latest_backup_stops_with_nothing_lost(tmp_path):
+def test_an_unreadable_latest_backup_is_named_and_the_previous_one_used(tmp_path):
     backup_dir = str(tmp_path / "backup")
     interrupted_fit(backup_dir, save_every_steps=4)
-    with open(os.path.join(backup_dir, "latest.weights.h5"), "wb") as f:
+    latest = os.path.join(backup_dir, "latest.weights.h5")
+    with open(latest, "wb") as f:
         f.write(b"not hdf5")  # the previous backup (end of epoch 0) is still whole
     backup = MidEpochBackupAndRestore(backup_dir, save_every_steps=4)
-    assert backup.position() == (1, 4)
+    with pytest.warns(UserWarning, match=f"latest backup cannot be read \\({latest}: .*; "
+                      "resuming from the previous one, .*bkp \\(epoch 1, step 0\\)"):
+        assert backup.position() == (1, 0)
+    log = Log()
+    make_model().fit(dataset(), epochs=3, verbose=0, callbacks=[backup, log])
+    assert log.steps == [(1, b) for b in range(STEPS)] + [(2, b) for b in range(STEPS)]
+    assert MidEpochBackupAndRestore(backup_dir).position() == (3, 0)
+
+
+def test_no_readable_backup_says_which_files_and_what_to_do(tmp_path):
+    backup_dir = str(tmp_path / "backup")
+    interrupted_fit(backup_dir, save_every_steps=4)
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        path = os.path.join(backup_dir, name)
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
     with pytest.raises(RuntimeError) as e:
-        make_model().fit(dataset().skip(4), epochs=3, verbose=0, callbacks=[backup])
-    assert "run the same command again" in str(e.value)
-    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 0)
+        MidEpochBackupAndRestore(backup_dir).position()
+    message = str(e.value)
+    assert message.startswith(f"No backup in {backup_dir} can be read: ")
+    assert "latest.weights.h5: " in message and "latest.weights.h5.bkp: " in message
+    assert f"Delete {backup_dir} to start the run over" in message
+
+
+def test_the_position_travels_inside_the_weights_file(tmp_path):
+    import h5py
+
+    backup_dir = str(tmp_path / "backup")
+    interrupted_fit(backup_dir, save_every_steps=4)
+    # A kill between the weights file and its readable copy leaves a stale or empty copy:
+    # the position comes from the weights file, written and renamed as one unit.
+    with open(os.path.join(backup_dir, "training_metadata.json"), "w") as f:
+        f.write("")
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 4)
+    # A backup written before the position moved into the file still reads its JSON copy.
+    with h5py.File(os.path.join(backup_dir, "latest.weights.h5"), "r+") as f:
+        del f.attrs["swav_keras_backup_position"]
+    with open(os.path.join(backup_dir, "training_metadata.json"), "w") as f:
+        json.dump({"epoch": 1, "batch": 3, "steps_done": 4}, f)
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, 4)
+    assert not [name for name in os.listdir(backup_dir) if ".tmp" in name]
 
 
 def test_restore_loads_a_backup_without_fit(tmp_path):

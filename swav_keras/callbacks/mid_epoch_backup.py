@@ -2,8 +2,12 @@
 
 import json
 import os
+import warnings
 
+import h5py
 import keras
+
+from swav_keras.keras_internals import set_initial_epoch
 
 
 class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -31,6 +35,11 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     (`recipes/pretrain.py` does exactly this.) The remaining batches come from a new pass over
     the dataset, so with a shuffled dataset the rest of that epoch is a new random draw: the
     step count, schedule and state continue exactly, the images of that one epoch do not.
+
+    A backup is one file, `latest.weights.h5`, holding the weights, the optimizer state and
+    the position; it is written under another name and renamed into place, so a kill at any
+    moment leaves a whole backup (`training_metadata.json` beside it is a copy for people).
+    A backup that cannot be read is named in a warning and the previous one is used.
 
     Reference: the original saves once per epoch (`checkpoint_freq`); Caron et al., "Unsupervised
     Learning of Visual Features by Contrasting Cluster Assignments", NeurIPS 2020.
@@ -67,7 +76,7 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     def position(self):
         """`(epoch, steps_done)` of the backup on disk: the epoch to run next (0-based) and
         how many of its steps are already done; `(0, 0)` when there is no backup yet."""
-        self._expected = _read_position(self._training_metadata_path)
+        self._expected = self._readable_backup()[1]
         return self._expected
 
     def restore(self, model):
@@ -84,17 +93,77 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
         return self._current_epoch, self._offset
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # restores the weights, falling back to the previous
-        restored = _read_position(self._training_metadata_path)
+        restored, problems = (0, 0), []
+        for path, position in self._backups():
+            if isinstance(position, Exception):
+                problems.append(f"{path}: {position}")
+                continue
+            try:
+                if path == self._prev_weights_path:  # Keras reads `.weights.h5` files only
+                    _copy(path, self._weights_path)
+                if self.model.optimizer is not None and not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)
+                self.model.load_weights(self._weights_path)
+            except (OSError, ValueError, KeyError) as error:
+                problems.append(f"{path}: {error}")
+                continue
+            restored = position
+            set_initial_epoch(self.model, position[0])
+            break
+        else:
+            if problems:
+                raise RuntimeError(
+                    f"No backup in {self.backup_dir} can be loaded into this model: "
+                    f"{'; '.join(problems)}. If the model changed since they were written, use "
+                    f"another --workdir; to start this run over, delete {self.backup_dir}."
+                )
         if self._expected is not None and restored != self._expected:
+            why = problems[0] if problems else "it changed"
             raise RuntimeError(
-                f"The latest backup in {self.backup_dir} could not be read and the previous "
-                f"one was restored (epoch {restored[0]}, step {restored[1]}), not the position "
-                f"{self._expected} that this run was set up to continue from. Nothing was "
-                "lost: run the same command again to resume from the restored backup."
+                f"The backup this run was set up to continue from (epoch {self._expected[0]}, "
+                f"step {self._expected[1]}) could not be loaded ({why}); "
+                f"the previous one was (epoch {restored[0]}, step {restored[1]}). Nothing was "
+                "lost: run the same command again to resume from it."
             )
         self._current_epoch, self._offset = restored
         self._expected = None  # checked once: a later `fit` starts from wherever this ends
+
+    def _backups(self):
+        """`(path, (epoch, steps_done))` of each backup whose position reads, newest first."""
+        found = []
+        for path, metadata_path in (
+            (self._weights_path, self._training_metadata_path),
+            (self._prev_weights_path, self._prev_training_metadata_path),
+        ):
+            if os.path.exists(path):
+                try:
+                    found.append((path, _read_position(path, metadata_path)))
+                except (OSError, ValueError, KeyError) as error:
+                    found.append((path, error))
+        return found
+
+    def _readable_backup(self):
+        """`(path, (epoch, steps_done))` of the newest backup that reads; `(None, (0, 0))`
+        without one. Raises a `RuntimeError` naming the files when none of them reads."""
+        problems = []
+        for path, position in self._backups():
+            if isinstance(position, Exception):
+                problems.append(f"{path}: {position}")
+                continue
+            if problems:
+                warnings.warn(
+                    f"The latest backup cannot be read ({problems[0]}); resuming from the "
+                    f"previous one, {path} (epoch {position[0]}, step {position[1]}).",
+                    stacklevel=3,
+                )
+            return path, position
+        if problems:
+            raise RuntimeError(
+                f"No backup in {self.backup_dir} can be read: {'; '.join(problems)}. Delete "
+                f"{self.backup_dir} to start the run over (the encoder.keras beside it, if "
+                "any, holds the last finished epoch)."
+            )
+        return None, (0, 0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -113,14 +182,16 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._weights_path):
             _copy(self._weights_path, self._prev_weights_path)
-        if self.double_checkpoint and os.path.exists(self._training_metadata_path):
-            _copy(self._training_metadata_path, self._prev_training_metadata_path)
-        # Written under another name then renamed: an interruption leaves the last backup whole.
-        temporary = self._weights_path[: -len(".weights.h5")] + ".tmp.weights.h5"
-        self.model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, self._weights_path)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
                     "steps_done": self._steps_done}
+        # Weights, optimizer state and position in one file, renamed into place: the rename
+        # is the one step that replaces a backup, so no kill pairs new weights with an old
+        # position.
+        temporary = self._weights_path[: -len(".weights.h5")] + ".tmp.weights.h5"
+        self.model.save_weights(temporary, overwrite=True)
+        with h5py.File(temporary, "r+") as f:
+            f.attrs[_POSITION_KEY] = json.dumps(metadata)
+        os.replace(temporary, self._weights_path)
         temporary = f"{self._training_metadata_path}.tmp"
         with open(temporary, "w") as f:
             json.dump(metadata, f)
@@ -142,11 +213,20 @@ class StopAfterEpoch(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-def _read_position(path):
-    if not os.path.exists(path):
-        return (0, 0)
-    with open(path) as f:
-        metadata = json.load(f)
+_POSITION_KEY = "swav_keras_backup_position"
+
+
+def _read_position(weights_path, metadata_path):
+    """The position a backup file records; older backups keep it in `metadata_path` only."""
+    with h5py.File(weights_path, "r") as f:
+        recorded = f.attrs.get(_POSITION_KEY)
+    if recorded is None:
+        with open(metadata_path) as f:
+            recorded = f.read()
+    try:
+        metadata = json.loads(recorded)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"its position is not valid JSON ({error})") from error
     return (int(metadata["epoch"]), int(metadata.get("steps_done", 0)))
 
 
