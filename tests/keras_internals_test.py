@@ -61,3 +61,15 @@ def test_keras_mask_reads_the_mask_keras_attaches():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(
         keras_internals.keras_mask(embedded)), [[True, False]])
     assert keras_internals.keras_mask(keras.ops.ones((1, 2))) is None
+
+
+def test_set_initial_epoch_in_on_train_begin_skips_epochs():
+    class StartAtTwo(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            keras_internals.set_initial_epoch(self.model, 2)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0,
+                        callbacks=[StartAtTwo()])
+    assert history.epoch == [2]
