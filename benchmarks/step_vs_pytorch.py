@@ -44,7 +44,7 @@ import time
 from absl import app, flags
 
 from benchmarks import children
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, matmul_gflops
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["torch", "tensorflow", "jax"], "Keras backends to measure.")
@@ -381,19 +381,6 @@ def _versions():
     return ", ".join(found)
 
 
-def _matmul_gflops():
-    import numpy as np
-
-    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best / 1e9
-
-
 def _worker_args():
     names = ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes",
              "optimizer")
@@ -412,7 +399,7 @@ def main(argv):
     if FLAGS.worker:
         children.report(measure_memory(FLAGS.memory_of) if FLAGS.memory_of else measure())
         return
-    gflops = _matmul_gflops()
+    gflops = matmul_gflops()
     print(
         f"workload: small ResNet width {FLAGS.width}, crops 2x28 + 4x14 (1 channel), head "
         f"{8 * FLAGS.width}->{HIDDEN}->{PROJECTION}, K={FLAGS.num_prototypes}, batch "

@@ -43,7 +43,7 @@ import time
 from absl import app, flags
 
 from benchmarks import children
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, matmul_gflops
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["tensorflow", "jax", "torch"], "Backends to measure, in order.")
@@ -71,20 +71,6 @@ flags.DEFINE_bool("worker", False, "Internal: measure the active backend and pri
 
 FLOP_PER_IMAGE = 525e6  # forward + backward over the six crops (WORKLOAD.md)
 CROPS = ((28, 2), (14, 4))
-
-
-def matmul_gflops():
-    """Float32 2048^3 matmul rate of this machine, with NumPy (the ceiling's denominator)."""
-    import numpy as np
-
-    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best / 1e9
 
 
 def measure():
