@@ -82,13 +82,15 @@ def context(tmp_path_factory):
     encoder = SmallResNet(width=8, input_shape=(None, None, 1))
     model = swav_keras.SwAV(encoder, projection_dim=16, hidden_dim=32, num_prototypes=10)
     model.compile(optimizer="sgd")
+    dataset = multicrop_dataset(images, crops, batch_size=32, seed=0)
+    model(next(iter(dataset))[0])  # built, as a user's trained model is
     folder = tmp_path_factory.mktemp("context")
     encoder.save(folder / "encoder.keras")
     write_folder(folder / "home" / "imagenette2" / "train", [(20, 24)] * 256)
     return folder, {
         "model": model, "encoder": encoder, "images": images, "labels": labels,
         "test_images": test_images[:100], "test_labels": test_labels[:100],
-        "dataset": multicrop_dataset(images, crops, batch_size=32, seed=0),
+        "dataset": dataset,
     }
 
 

@@ -1,5 +1,6 @@
 """A PNG of what SwAV's clusters hold: the images nearest to each of the most used prototypes."""
 
+import keras
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -163,6 +164,8 @@ def plot_prototype_neighbours(
 
 
 def _check_matrix(name, value, layout):
+    if keras.ops.is_tensor(value):  # e.g. a torch tensor that requires grad
+        value = keras.ops.convert_to_numpy(value)
     array = np.asarray(value, dtype="float64")
     if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(
