@@ -256,9 +256,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     backup_dir = os.path.join(own_folder, "backup")
     backup = callbacks.MidEpochBackupAndRestore(backup_dir, save_every_steps=backup_every_steps)
     epoch, steps_done = backup.position()
-    if epoch + (1 if steps_done else 0) > config.epochs:  # with --allow_changed=epochs
+    started = epoch + (1 if steps_done else 0)  # epochs begun, the interrupted one included
+    if started > config.epochs:  # with --allow_changed=epochs
         raise ValueError(
-            f"`epochs` must be at least the {epoch + (1 if steps_done else 0)} epochs that "
+            f"`epochs` must be at least the {started} epochs that "
             f"{workdir} has started; received epochs={config.epochs}."
         )
     keras.utils.set_random_seed(seed)
@@ -372,8 +373,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         partial = model.fit(batches(epoch, steps_done), **fit,
                             callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
         history = dict(partial.history)
-    if epoch + (1 if steps_done else 0) < config.epochs:
-        rest = model.fit(batches(epoch + (1 if steps_done else 0)), **fit,
+    if started < config.epochs:
+        rest = model.fit(batches(started), **fit,
                          callbacks=fit_callbacks)
         for name, values in rest.history.items():
             history[name] = history.get(name, []) + values
