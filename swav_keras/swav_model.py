@@ -12,6 +12,7 @@ from swav_keras.layers.feature_queue import FeatureQueue
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes
+from swav_keras.layers.sync_batch_normalization import synchronize_batch_normalization
 from swav_keras.multi_worker_fit import MultiWorkerFit
 from swav_keras.swav_loss import assignment_codes, check_crops_for_assign, swapped_prediction
 from swav_keras.validation import check_float, check_int, check_int_sequence
@@ -73,9 +74,14 @@ class SwAV(MultiWorkerFit, keras.Model):
             used once full). Defaults to `0`.
         freeze_prototypes_steps: int >= 0, steps during which the prototypes get no update.
             Defaults to `0`.
-        sync_batchnorm: bool, synchronise the projection head's BatchNorm over replicas
-            (`swav_keras.layers.SyncBatchNormalization`); for the encoder's, build it with
-            `swav_keras.layers.to_sync_batch_normalization(encoder)`. Defaults to `False`.
+        sync_batchnorm: `"auto"`, `True` or `False`: whether the BatchNorm layers of the
+            encoder and the projection head compute batch statistics over the global batch
+            (as the original's `--sync_bn`). `"auto"` synchronises them when the model is
+            built for several replicas (a tf.distribute strategy's scope, torch.distributed
+            with several processes; JAX's GSPMD statistics are global already), so a
+            distributed run trains what one device would. The encoder's layers are
+            synchronised in place and keep their class: it saves as plain BatchNorm.
+            Defaults to `"auto"`.
         augmentation: a Keras layer mapping a batch of raw images to the tuple of crops
             (`swav_keras.layers.MultiCropAugmentation`), or `None`. When given, `fit` takes
             batches of raw images `[B, H, W, C]` (e.g. `swav_keras.data.ImageBatches`) and
@@ -117,7 +123,7 @@ class SwAV(MultiWorkerFit, keras.Model):
         queue_length=0,
         queue_start_step=0,
         freeze_prototypes_steps=0,
-        sync_batchnorm=False,
+        sync_batchnorm="auto",
         augmentation=None,
         hidden_layers=1,
         **kwargs,
@@ -149,11 +155,17 @@ class SwAV(MultiWorkerFit, keras.Model):
             "freeze_prototypes_steps", freeze_prototypes_steps, minimum=0
         )
 
-        if not isinstance(sync_batchnorm, bool):
+        if not isinstance(sync_batchnorm, bool) and sync_batchnorm != "auto":
             raise TypeError(
-                f"`sync_batchnorm` must be a bool; received sync_batchnorm={sync_batchnorm!r}."
+                "`sync_batchnorm` must be 'auto' or a bool; "
+                f"received sync_batchnorm={sync_batchnorm!r}."
             )
         self.sync_batchnorm = sync_batchnorm
+        synchronized = sync_batchnorm is True or (
+            sync_batchnorm == "auto" and backends.active().num_replicas() > 1
+        )
+        if synchronized:
+            synchronize_batch_normalization(encoder)
         if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
             raise TypeError(
                 "`augmentation` must be a keras.layers.Layer (e.g. "
@@ -168,7 +180,7 @@ class SwAV(MultiWorkerFit, keras.Model):
         self.projection_head = ProjectionHead(
             hidden_dim,
             projection_dim,
-            sync_batchnorm=sync_batchnorm,
+            sync_batchnorm=synchronized,
             hidden_layers=hidden_layers,
             dtype="float32",
             name="projection_head",

@@ -194,6 +194,25 @@ def test_jax_processes_equal_one_device(tmp_path, single_with_queue):
     assert_two_processes_equal_one_device(out, single_with_queue)
 
 
+def test_sync_batchnorm_layers_built_by_hand_equal_one_device(tmp_path, single):
+    """`SyncBatchNormalization` in the encoder and `sync_batchnorm=True`: the same run as the
+    default (plain Keras BatchNorm, "auto"), as one device."""
+    distributed = run_worker(tmp_path / "sync_layers.npz", MODE, "--batchnorm=sync_layers")
+    assert int(distributed["devices"]) == REPLICAS
+    assert_equal_runs(distributed, single)
+
+
+def test_unsynchronised_batchnorm_differs_except_under_gspmd(tmp_path, single):
+    """`sync_batchnorm=False`: each replica normalises its share with its own statistics (so
+    the default's equality above is the synchronisation's doing); under JAX's GSPMD the batch
+    statistics are global already."""
+    unsynchronised = run_worker(tmp_path / "off.npz", MODE, "--batchnorm=off")
+    if MODE == "data_parallel":
+        assert_equal_runs(unsynchronised, single)
+    else:
+        assert max_difference(unsynchronised, single) > 100 * TOLERANCE
+
+
 @pytest.mark.skipif(MODE == "data_parallel", reason="GSPMD has no per-replica sums to use")
 def test_distributed_with_per_replica_sinkhorn_differs(tmp_path, single):
     per_replica = run_worker(tmp_path / "per_replica.npz", MODE, "--per_replica_sinkhorn")

@@ -46,6 +46,10 @@ def parse_args(argv):
     # After training, saves the weights (`save_weights`, as `BackupAndRestore` does), loads
     # them into a freshly built model on the same devices and reports that model's state.
     parser.add_argument("--reload", action="store_true")
+    # The encoder's BatchNorm and `SwAV(sync_batchnorm=...)`: `keras` builds plain Keras
+    # BatchNorm with the default "auto" (a user's model); `sync_layers` builds
+    # `SyncBatchNormalization` layers with `True`; `off` plain BatchNorm with `False`.
+    parser.add_argument("--batchnorm", default="keras", choices=["keras", "sync_layers", "off"])
     return parser.parse_args(argv)
 
 
@@ -61,7 +65,7 @@ def set_up_devices(mode):
         )
 
 
-def build_model(queue_length, jit_compile=False):
+def build_model(queue_length, jit_compile=False, batchnorm="keras"):
     import keras
 
     from swav_keras import SwAV
@@ -72,13 +76,17 @@ def build_model(queue_length, jit_compile=False):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = SyncBatchNormalization()(x)
+    # One name for either class: the saved states of the runs compared have the same keys.
+    layer = (SyncBatchNormalization if batchnorm == "sync_layers"
+             else keras.layers.BatchNormalization)
+    x = layer(name="batchnorm")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     encoder = keras.Model(inputs, x)
     model = SwAV(encoder, projection_dim=8, hidden_dim=16, num_prototypes=12,
-                 queue_length=queue_length, sync_batchnorm=True)
+                 queue_length=queue_length,
+                 sync_batchnorm={"keras": "auto", "sync_layers": True, "off": False}[batchnorm])
     model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.9), jit_compile=jit_compile)
     return model
 
@@ -116,7 +124,7 @@ def main(argv):
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         scope = strategy.scope
         with scope():
-            model = build_model(args.queue_length)
+            model = build_model(args.queue_length, batchnorm=args.batchnorm)
         devices = strategy.num_replicas_in_sync
     elif args.mode == "multi_worker":  # one CPU replica per process, the cluster in TF_CONFIG
         import tensorflow as tf
@@ -124,19 +132,19 @@ def main(argv):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         scope = strategy.scope
         with scope():
-            model = build_model(args.queue_length)
+            model = build_model(args.queue_length, batchnorm=args.batchnorm)
         devices = strategy.num_replicas_in_sync
     elif args.mode == "data_parallel":
         import jax
 
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
-        model = build_model(args.queue_length)
+        model = build_model(args.queue_length, batchnorm=args.batchnorm)
         devices = None  # read after training from where the variables live
     elif args.mode == "jax_processes":
         backends.active().start_distribution("data_parallel")  # jax.distributed from the env
         # Each process feeds its own share of the global batch, as the torch processes do.
         keras.distribution.distribution().auto_shard_dataset = False
-        model = build_model(args.queue_length)
+        model = build_model(args.queue_length, batchnorm=args.batchnorm)
         devices = None
     elif args.mode == "torch":
         import torch.distributed as dist
@@ -144,10 +152,10 @@ def main(argv):
         os.environ["MASTER_ADDR"] = "127.0.0.1"
         os.environ["MASTER_PORT"] = str(args.port)
         dist.init_process_group("gloo", rank=args.rank, world_size=args.world_size)
-        model = build_model(args.queue_length)
+        model = build_model(args.queue_length, batchnorm=args.batchnorm)
         devices = dist.get_world_size()
     else:
-        model = build_model(args.queue_length, args.jit_compile)
+        model = build_model(args.queue_length, args.jit_compile, args.batchnorm)
         devices = 1
 
     # Each torch or JAX process fits its contiguous share of every global batch (the other
@@ -167,7 +175,7 @@ def main(argv):
         path = f"{args.out}.rank{args.rank}.weights.h5"
         model.save_weights(path)
         with scope():
-            model = build_model(args.queue_length, args.jit_compile)
+            model = build_model(args.queue_length, args.jit_compile, args.batchnorm)
             model(batch, training=False)  # builds the variables that the file fills
         model.load_weights(path)
     # Every weight but the queue, whose per-replica shares are compared as one set below.

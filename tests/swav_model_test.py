@@ -359,7 +359,23 @@ def test_loss_and_gradient_include_regularization_losses():
         )
 
 
-def test_sync_batchnorm_must_be_a_bool():
-    with pytest.raises(TypeError, match=r"^`sync_batchnorm` must be a bool; received "
+@pytest.mark.parametrize("setting, replicas, synchronized", [
+    ("auto", 1, False), ("auto", 2, True), (True, 1, True), (False, 2, False)])
+def test_sync_batchnorm_synchronises_encoder_and_head(monkeypatch, setting, replicas,
+                                                      synchronized):
+    from swav_keras import backends
+
+    monkeypatch.setattr(backends.active(), "num_replicas", lambda: replicas)
+    model = make_model(sync_batchnorm=setting)
+    batchnorm = model.encoder.layers[2]
+    assert type(batchnorm) is keras.layers.BatchNormalization  # the encoder keeps its class
+    assert ("_moments" in batchnorm.__dict__) == synchronized
+    head = type(model.projection_head.batchnorm).__name__
+    assert head == ("SyncBatchNormalization" if synchronized else "BatchNormalization")
+    assert model.get_config()["sync_batchnorm"] == setting
+
+
+def test_sync_batchnorm_must_be_auto_or_a_bool():
+    with pytest.raises(TypeError, match=r"^`sync_batchnorm` must be 'auto' or a bool; received "
                                         r"sync_batchnorm='yes'\.$"):
         make_model(sync_batchnorm="yes")

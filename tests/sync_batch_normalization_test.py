@@ -9,7 +9,9 @@ import pytest
 
 from swav_keras import backends
 from swav_keras.layers import (
+    NativeBatchNormalization,
     SyncBatchNormalization,
+    synchronize_batch_normalization,
     to_batch_normalization,
     to_sync_batch_normalization,
 )
@@ -135,3 +137,49 @@ def test_serialises_with_its_config(tmp_path):
     layer = keras.saving.load_model(path).layers[1]
     assert isinstance(layer, SyncBatchNormalization)
     assert (layer.momentum, layer.epsilon) == (0.7, 1e-3)
+
+
+def test_synchronize_in_place_reads_global_statistics_and_keeps_the_class(
+        monkeypatch, tmp_path):
+    model = _small_model()
+    x = np.random.default_rng(4).normal(size=(4, 8, 8, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=True))
+    model.layers[2].moving_mean.assign(np.zeros(4, "float32"))
+    assert synchronize_batch_normalization(model) == 1
+    sizes = []
+
+    def recording(values):
+        sizes.append(int(np.prod(tuple(values.shape))))
+        return values
+
+    monkeypatch.setattr(backends.active(), "differentiable_all_reduce_sum", recording)
+    out = keras.ops.convert_to_numpy(model(x, training=True))
+    assert sizes == [4 + 1, 4]  # the statistics went through the all-reduce
+    np.testing.assert_allclose(out, expected, atol=1e-5)  # one replica: the same outputs
+    assert type(model.layers[2]) is keras.layers.BatchNormalization
+    path = os.path.join(tmp_path, "synced.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, custom_objects={}, safe_mode=True)
+    assert type(reloaded.layers[2]) is keras.layers.BatchNormalization
+
+
+def test_synchronize_covers_native_and_nested_layers(monkeypatch):
+    inner_inputs = keras.Input((3,))
+    inner = keras.Model(inner_inputs, NativeBatchNormalization()(inner_inputs))
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, SyncBatchNormalization()(inner(inputs)))
+    assert synchronize_batch_normalization(model) == 2
+    calls = []
+    monkeypatch.setattr(backends.active(), "differentiable_all_reduce_sum",
+                        lambda values: calls.append(1) or values)
+    model(np.random.default_rng(5).normal(size=(6, 3)).astype("float32"), training=True)
+    assert len(calls) == 4  # two reductions for each of the two layers
+
+
+def test_synchronize_refuses_renormalisation():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(renorm=True, name="bn")(inputs))
+    with pytest.raises(ValueError, match=r"^Cannot synchronise BatchNorm layer 'bn': it uses "
+                                         r"synchronized=True or renorm=True; received "
+                                         r"synchronized=False, renorm=True\.$"):
+        synchronize_batch_normalization(model)

@@ -25,6 +25,7 @@ from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
 from swav_keras.layers.sync_batch_normalization import (
     SyncBatchNormalization,
+    synchronize_batch_normalization,
     to_batch_normalization,
     to_sync_batch_normalization,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "SyncBatchNormalization",
     "UnitNormalInitializer",
     "im2col_conv",
+    "synchronize_batch_normalization",
     "to_conv2d",
     "to_keras_layers",
     "to_native_layers",

@@ -68,7 +68,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     activations forward and as many backward, each kept for backward); PyTorch has one fused
     kernel each way. The moving statistics are updated as Keras does (biased batch variance,
     `moving = moving * momentum + batch * (1 - momentum)`). Where the adapter has no native
-    kernels (TensorFlow, JAX), and for masks, renormalisation, `synchronized=True` or an axis
+    kernels (TensorFlow, JAX), and for masks, renormalisation, synchronised statistics or an axis
     other than the last, it computes as its parent. Same class name as Keras's, as
     `NativeConv2D`.
 
@@ -94,7 +94,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         native = backends.active().native_ops()
         last_axis = self.axis in (-1, len(inputs.shape) - 1)
-        if native is None or mask is not None or self.renorm or self.synchronized or not last_axis:
+        # `synchronize_batch_normalization` sets an instance `_moments`: Keras's path reads it.
+        synchronized = self.synchronized or "_moments" in self.__dict__
+        if native is None or mask is not None or self.renorm or synchronized or not last_axis:
             return super().call(inputs, training=training, mask=mask)
         # As Keras: statistics and normalisation in (at least) float32.
         inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))

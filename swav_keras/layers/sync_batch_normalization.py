@@ -1,5 +1,7 @@
 """BatchNormalization with statistics over the global batch, on every backend."""
 
+import functools
+
 import keras
 from keras import ops
 
@@ -56,22 +58,32 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         super().__init__(**kwargs)
 
     def _moments(self, inputs, mask):
-        if mask is not None:
-            raise ValueError(
-                "SyncBatchNormalization does not support masks; received a mask of shape "
-                f"{tuple(mask.shape)}."
-            )
-        all_reduce_sum = backends.active().differentiable_all_reduce_sum
-        axes = self._reduction_axes
-        inputs = ops.cast(inputs, "float32")
-        sums = ops.sum(inputs, axis=axes)
-        count = ops.cast(ops.size(inputs), "float32") / ops.cast(ops.size(sums), "float32")
-        total = all_reduce_sum(ops.concatenate([sums, ops.reshape(count, (1,))], axis=0))
-        global_count = total[-1]
-        mean = total[:-1] / global_count
-        deviations = ops.sum(ops.square(inputs - _broadcast(mean, inputs, axes)), axis=axes)
-        variance = all_reduce_sum(deviations) / global_count
-        return mean, variance
+        return global_moments(self, inputs, mask)
+
+
+def global_moments(layer, inputs, mask=None):
+    """Mean and (biased) variance of `inputs` over `layer`'s axes and over every replica.
+
+    The per-channel sum and count, then the sum of squared deviations, are all-reduced by
+    the active adapter (two reductions of `2C + 1` numbers) with an all-reduce that gradients
+    flow through: the statistics, hence outputs and gradients, of the global batch.
+    """
+    if mask is not None:
+        raise ValueError(
+            f"Synchronised BatchNorm does not support masks; layer {layer.name!r} received a "
+            f"mask of shape {tuple(mask.shape)}."
+        )
+    all_reduce_sum = backends.active().differentiable_all_reduce_sum
+    axes = layer._reduction_axes
+    inputs = ops.cast(inputs, "float32")
+    sums = ops.sum(inputs, axis=axes)
+    count = ops.cast(ops.size(inputs), "float32") / ops.cast(ops.size(sums), "float32")
+    total = all_reduce_sum(ops.concatenate([sums, ops.reshape(count, (1,))], axis=0))
+    global_count = total[-1]
+    mean = total[:-1] / global_count
+    deviations = ops.sum(ops.square(inputs - _broadcast(mean, inputs, axes)), axis=axes)
+    variance = all_reduce_sum(deviations) / global_count
+    return mean, variance
 
 
 def _broadcast(channel_values, inputs, axes):
@@ -90,6 +102,56 @@ def _replace_batch_normalization(model, target):
     clone_model = keras.models.clone_model(model, clone_function=clone)
     clone_model.set_weights(model.get_weights())
     return clone_model
+
+
+def synchronize_batch_normalization(model):
+    """Makes `model`'s BatchNorm layers compute batch statistics over all replicas, in place.
+
+    `SwAV` calls it on its encoder when `sync_batchnorm` asks for synchronised BatchNorm, so
+    that the encoder the user built (and saves) is the one trained. Unlike
+    `to_sync_batch_normalization`, the layers keep their class and config: the model saves
+    with plain BatchNorm and loads without this package. On one replica it changes nothing
+    but the summation order.
+
+    Args:
+        model: a `keras.Model`; nested models are walked.
+
+    Returns:
+        The number of BatchNorm layers synchronised (`SyncBatchNormalization` ones count).
+
+    Example:
+
+    >>> import keras
+    >>> from swav_keras.layers import synchronize_batch_normalization
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+    >>> synchronize_batch_normalization(model)
+    1
+    """
+    count = 0
+    for layer in _all_layers(model):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        if not isinstance(layer, SyncBatchNormalization):
+            if layer.synchronized or layer.renorm:
+                raise ValueError(
+                    "Cannot synchronise BatchNorm layer "
+                    f"{layer.name!r}: it uses synchronized=True or renorm=True; received "
+                    f"synchronized={layer.synchronized}, renorm={layer.renorm}."
+                )
+            # An instance attribute shadows the class's `_moments`: Keras's `call` (and
+            # `NativeBatchNormalization`, which then takes Keras's path) reads the global
+            # statistics, and the layer's class and config stay those of plain BatchNorm.
+            layer._moments = functools.partial(global_moments, layer)
+        count += 1
+    return count
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
 
 
 def to_sync_batch_normalization(model):
