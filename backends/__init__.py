@@ -29,6 +29,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
 - `replica_index()`: this replica's index where the replicas of one process hold identical
   copies of the variables (`tf.distribute`), for per-replica random draws; 0 elsewhere.
+- `enable_determinism()`: makes this backend's kernels reproducible run to run (same
+  inputs, same results), at some speed cost; call it before the first computation.
 - `gradient_scale()`: the factor the loss is multiplied by so that the backend's own
   cross-replica gradient reduction yields the gradient of the global-batch loss.
 

@@ -6,6 +6,7 @@ global sum and XLA inserts the collectives itself: the reductions here are the i
 
 import contextlib
 import os
+import warnings
 
 from swav_keras.backends import (
     ONE_DEVICE,
@@ -161,3 +162,24 @@ def start_distribution(name="auto", tpu=""):
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return Distribution("data_parallel", contextlib.nullcontext, len(devices), jax.process_index(),
                         jax.process_count(), False)
+
+
+def enable_determinism():
+    """XLA's deterministic GPU kernels (`--xla_gpu_deterministic_ops`; CPU kernels are
+    deterministic already), read when JAX starts its GPU backend."""
+    import jax
+    from jax._src import xla_bridge  # no public way to ask whether JAX has started
+
+    flag = "--xla_gpu_deterministic_ops=true"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag in flags:
+        return
+    if xla_bridge.backends_are_initialized() and jax.default_backend() != "cpu":
+        warnings.warn(
+            "JAX has started on an accelerator: XLA_FLAGS are read at start, so its kernels "
+            "stay as they were. Call `swav_keras.enable_determinism()` at the start of the "
+            f"program, or set XLA_FLAGS='{flag}', for equal runs.",
+            stacklevel=3,
+        )
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()

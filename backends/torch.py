@@ -253,3 +253,11 @@ def start_distribution(name="auto", tpu=""):
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     size = dist.get_world_size()
     return Distribution("torch", contextlib.nullcontext, size, dist.get_rank(), size, True)
+
+
+def enable_determinism():
+    """`torch.use_deterministic_algorithms(True)`, cuDNN without autotuning, and the cuBLAS
+    workspace setting that deterministic CUDA matmuls require (when not set already)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False

@@ -4,13 +4,16 @@ import os
 import zipfile
 
 
-def load_split(dataset, split, data_dir=None, take=None, image_size=None):
+def load_split(dataset, split, data_dir=None, take=None, image_size=None, strict_images=False):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays, and
     the `ImageSourceInfo` (`swav_keras.data.load_arrays`: Fashion-MNIST without TensorFlow).
-    An image folder stays on disk (an `ImageFiles`): the encoders read it batch by batch."""
+    An image folder stays on disk (an `ImageFiles`): the encoders read it batch by batch.
+    Its bad files are skipped with a warning, or with `strict_images` an error naming the
+    first (`swav_keras.data.image_checks`)."""
     from swav_keras.data import load_arrays
 
-    return load_arrays(dataset, split, data_dir, image_size, take=take, lazy=True)
+    return load_arrays(dataset, split, data_dir, image_size, take=take, lazy=True,
+                       strict_images=strict_images)
 
 
 ENCODER_SPEC_HELP = (
@@ -123,12 +126,14 @@ def score(representation, train, test, config, verbose="auto"):
             "linear_top1": linear["top1"], "linear_top5": linear["top5"]}
 
 
-def knn_monitor(config, data_dir=None):
+def knn_monitor(config, data_dir=None, strict_images=False):
     """`KNNMonitor` on the first `config.knn_monitor_examples` train and test images."""
     from swav_keras.callbacks import KNNMonitor
 
     take, size = config.knn_monitor_examples, config.image_size or None
-    train_images, train_labels, _ = load_split(config.dataset, "train", data_dir, take, size)
-    test_images, test_labels, _ = load_split(config.dataset, "test", data_dir, take, size)
+    train_images, train_labels, _ = load_split(config.dataset, "train", data_dir, take, size,
+                                               strict_images)
+    test_images, test_labels, _ = load_split(config.dataset, "test", data_dir, take, size,
+                                             strict_images)
     return KNNMonitor((train_images, train_labels), (test_images, test_labels),
                       k=min(config.knn_k, len(train_images)), temperature=config.knn_temperature)

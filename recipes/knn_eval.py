@@ -32,6 +32,11 @@ def define_flags():
     flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to evaluate on (train, test).")
     flags.DEFINE_string("data_dir", None, "Folder of the data.")
     flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+    flags.DEFINE_bool(
+        "strict_images", False,
+        "Make the first bad file of an image folder (empty, not an image, undecodable) an "
+        "error naming it, instead of skipping it with a warning naming it.",
+    )
     flags.DEFINE_integer("knn_k", 20, "Neighbours per test image; 10-200 work, 20 is standard.")
     flags.DEFINE_float(
         "knn_temperature", 0.07,
@@ -40,14 +45,19 @@ def define_flags():
 
 
 def knn_eval(representation, dataset="fashion_mnist", data_dir=None, train_examples=None,
-             k=20, temperature=0.07, verbose="auto"):
-    """Returns `{"majority": top1, "weighted": top1, "seconds": s}`."""
+             k=20, temperature=0.07, verbose="auto", strict_images=False):
+    """Returns `{"majority": top1, "weighted": top1, "seconds": s}`; an image folder's bad
+    files are skipped with a warning, or with `strict_images` an error naming the first."""
+    from swav_keras.data.image_checks import check_strict_images
     from swav_keras.evaluation import knn_accuracy
 
     start = time.time()
     representation = check_representation(representation, train_examples)
-    train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples)
-    test_images, test_labels, _ = load_split(dataset, "test", data_dir)
+    check_strict_images(strict_images)
+    train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples,
+                                               strict_images=strict_images)
+    test_images, test_labels, _ = load_split(dataset, "test", data_dir,
+                                             strict_images=strict_images)
     train, test = compute_features(representation, train_images, test_images, verbose)
     result = knn_accuracy(train, train_labels, test, test_labels, k=k, temperature=temperature)
     result["seconds"] = time.time() - start
@@ -57,7 +67,7 @@ def knn_eval(representation, dataset="fashion_mnist", data_dir=None, train_examp
 def main(argv):
     del argv
     result = knn_eval(FLAGS.encoder, FLAGS.dataset, FLAGS.data_dir, FLAGS.train_examples,
-                      FLAGS.knn_k, FLAGS.knn_temperature)
+                      FLAGS.knn_k, FLAGS.knn_temperature, strict_images=FLAGS.strict_images)
     print(
         f"kNN (k={FLAGS.knn_k}, cosine) on {FLAGS.dataset} with {FLAGS.encoder}: "
         f"majority {result['majority']:.2%}, weighted (T={FLAGS.knn_temperature}) "

@@ -40,6 +40,11 @@ def define_flags():
     flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to evaluate on (train, test).")
     flags.DEFINE_string("data_dir", None, "Folder of the data.")
     flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
+    flags.DEFINE_bool(
+        "strict_images", False,
+        "Make the first bad file of an image folder (empty, not an image, undecodable) an "
+        "error naming it, instead of skipping it with a warning naming it.",
+    )
     flags.DEFINE_integer(
         "linear_epochs", 100,
         "Epochs of the classifier; 100 as the original, 20-30 is within a few tenths on CPU.",
@@ -62,15 +67,21 @@ def define_flags():
 
 def linear_eval(representation, dataset="fashion_mnist", data_dir=None, train_examples=None,
                 epochs=100, learning_rate=0.3, weight_decay=1e-6, verbose="auto",
-                global_pooling=True):
+                global_pooling=True, strict_images=False):
     """Returns `{"top1", "top5", "seconds"}` of a linear probe on frozen features (with
-    `global_pooling=False`, on the encoder's last map pooled 2x2, as `--noglobal_pooling`)."""
+    `global_pooling=False`, on the encoder's last map pooled 2x2, as `--noglobal_pooling`);
+    an image folder's bad files are skipped with a warning, or with `strict_images` an error
+    naming the first."""
+    from swav_keras.data.image_checks import check_strict_images
     from swav_keras.evaluation import linear_probe
 
     start = time.time()
     representation = check_representation(representation, train_examples)
-    train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples)
-    test_images, test_labels, _ = load_split(dataset, "test", data_dir)
+    check_strict_images(strict_images)
+    train_images, train_labels, _ = load_split(dataset, "train", data_dir, train_examples,
+                                               strict_images=strict_images)
+    test_images, test_labels, _ = load_split(dataset, "test", data_dir,
+                                             strict_images=strict_images)
     train, test = compute_features(representation, train_images, test_images, verbose,
                                    global_pooling)
     result = linear_probe(train, train_labels, test, test_labels, epochs=epochs,
@@ -83,7 +94,8 @@ def main(argv):
     del argv
     result = linear_eval(FLAGS.encoder, FLAGS.dataset, FLAGS.data_dir, FLAGS.train_examples,
                          FLAGS.linear_epochs, FLAGS.linear_learning_rate,
-                         FLAGS.linear_weight_decay, global_pooling=FLAGS.global_pooling)
+                         FLAGS.linear_weight_decay, global_pooling=FLAGS.global_pooling,
+                         strict_images=FLAGS.strict_images)
     pooling = "" if FLAGS.global_pooling else ", last map pooled 2x2"
     print(
         f"Linear probe on {FLAGS.dataset} with {FLAGS.encoder} ({FLAGS.linear_epochs} epochs"

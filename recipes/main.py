@@ -28,10 +28,10 @@ from recipes.features import load_split, score
 FLAGS = flags.FLAGS
 
 
-def evaluate(representations, config, data_dir, verbose="auto"):
+def evaluate(representations, config, data_dir, verbose="auto", strict_images=False):
     """kNN and linear top-1 of each named representation; returns rows for the table."""
-    train = load_split(config.dataset, "train", data_dir)[:2]
-    test = load_split(config.dataset, "test", data_dir)[:2]
+    train = load_split(config.dataset, "train", data_dir, strict_images=strict_images)[:2]
+    test = load_split(config.dataset, "test", data_dir, strict_images=strict_images)[:2]
     rows = []
     for name, representation in representations:
         print(f"\n== Evaluating {name}")
@@ -85,10 +85,12 @@ def main(argv):
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
         backup_every_steps=FLAGS.backup_every_steps,
         conv_implementation=FLAGS.conv_implementation, allow_changed=FLAGS.allow_changed,
+        strict_images=FLAGS.strict_images, deterministic=FLAGS.deterministic,
     )
     if result["distribution"].process_index != 0:
         return  # process 0 evaluates and writes the table
     from swav_keras import backends
+    from swav_keras.data.image_checks import bad_images
 
     with backends.active().process_local():  # on this process alone (multi-host JAX)
         keras.utils.set_random_seed(FLAGS.seed)
@@ -103,7 +105,9 @@ def main(argv):
             ],
             config,
             FLAGS.data_dir,
+            strict_images=FLAGS.strict_images,
         )
+    bad = bad_images(os.path.expanduser(config.dataset))  # met by pretraining or evaluation
     total = time.time() - start
     table = format_table(rows, config, result["seconds"], total, keras.backend.backend())
     print("\n" + table)
@@ -111,7 +115,8 @@ def main(argv):
         f.write(table + "\n")
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump({"rows": rows, "pretrain_seconds": result["seconds"], "total_seconds": total,
-                   "backend": keras.backend.backend(), "history": result["history"]}, f,
+                   "backend": keras.backend.backend(), "history": result["history"],
+                   "bad_images": len(bad), "bad_image_files": bad}, f,
                   indent=2, default=float)
 
 

@@ -98,6 +98,8 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "Folder of the data (idx files, or tfds's data_dir).")
     flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
     flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and crops.")
+    flags.DEFINE_bool("deterministic", False,
+                      "Reproducible kernels: the same command gives the same weights (slower).")
     flags.DEFINE_bool(
         "resume", True,
         "Continue from `<workdir>/backup` when it exists (rerunning the same command "
@@ -138,6 +140,13 @@ def define_flags():
         "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.2-1.4x the "
         "images/s there, benchmarks/RESULTS.md) and native elsewhere. Same weights and "
         "results; encoder.keras always holds plain Conv2D layers.",
+    )
+    flags.DEFINE_bool(
+        "strict_images", False,
+        "Make the first bad file of an image folder (empty, not an image, undecodable) an "
+        "error naming it (before training where its first bytes or the statistics pass "
+        "show it), instead of skipping it with a warning naming it; skipped files are "
+        "counted at the end.",
     )
     flags.DEFINE_string(
         "tpu", "",
@@ -183,15 +192,17 @@ def config_from_flags():
 
 def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume=True,
              verbose="auto", distribution="none", tpu="", backup_every_steps=100,
-             extra_callbacks=(), conv_implementation="auto", allow_changed=()):
+             extra_callbacks=(), conv_implementation="auto", allow_changed=(),
+             strict_images=False, deterministic=False):
     """Runs SwAV pretraining; returns a dict with the encoder path, history and wall time.
 
     Every argument is checked before anything is written (a refused run leaves a new workdir
     absent); a workdir holding a run is resumed only with the configuration and the
     `train_examples`, `seed`, `distribution` and backend its `config.json` records, but for
     the fields named in `allow_changed` (`recipes.workdir.check_workdir`).
-    `distribution`, `tpu`, `backup_every_steps`, `conv_implementation` and `allow_changed`
-    are the flags of the same names; process 0
+    `distribution`, `tpu`, `backup_every_steps`, `conv_implementation`, `allow_changed` and
+    `strict_images` are the flags of the same names (the result's `bad_images` names the
+    files skipped); `deterministic` calls `swav_keras.enable_determinism()` first; process 0
     writes the files, other processes keep only their own backup under
     `<workdir>/processes/<index>/`. `extra_callbacks` are added to `fit`'s. The history holds
     the epochs this call ran (an interrupted epoch that it finished counts as one). Each
@@ -200,7 +211,8 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     """
     import keras
 
-    from swav_keras import backends
+    from swav_keras import backends, enable_determinism
+    from swav_keras.data import image_checks
     from swav_keras.layers import CONV_IMPLEMENTATIONS
     from swav_keras.validation import check_int
 
@@ -212,11 +224,18 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     check_training_fields(config, train_examples)
     check_int("seed", seed, minimum=0)
     check_int("backup_every_steps", backup_every_steps, minimum=0)
+    image_checks.check_strict_images(strict_images)
+    if not isinstance(deterministic, bool):
+        raise TypeError(
+            f"`deterministic` must be a bool; received deterministic={deterministic!r}."
+        )
     check_workdir_path(workdir)
     allow_changed = check_allow_changed(allow_changed)
     run = {"train_examples": train_examples, "seed": seed, "distribution": distribution,
            "backend": keras.backend.backend()}
     start = time.time()
+    if deterministic:  # before the backend starts: thread pools and XLA flags are read then
+        enable_determinism()
     spread = backends.active().start_distribution(distribution, tpu)
     # Each process owns a folder: the workdir (process 0) or its own under processes/.
     own_folder = workdir
@@ -227,7 +246,8 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
         with run_lock(own_folder):
             return _pretrain(config, workdir, own_folder, spread, start, data_dir,
                              train_examples, seed, resume, verbose, backup_every_steps,
-                             extra_callbacks, conv_implementation, run, allow_changed)
+                             extra_callbacks, conv_implementation, run, allow_changed,
+                             strict_images)
     except BaseException:
         # A run refused after taking the lock of a folder it made leaves no folder behind.
         lock = os.path.join(own_folder, "run.lock")
@@ -239,13 +259,14 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
 
 def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_examples, seed,
               resume, verbose, backup_every_steps, extra_callbacks, conv_implementation, run,
-              allow_changed):
+              allow_changed, strict_images):
     """`pretrain` once `own_folder` is locked for this process: everything is checked and
     built before the first file is written."""
     import keras
 
     # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
     from swav_keras import backends, callbacks, data
+    from swav_keras.data import image_checks
     from swav_keras.layers import with_conv_implementation
     from swav_keras.visualization import plot_multicrops, plot_training_curves
 
@@ -274,11 +295,11 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     if as_arrays:
         images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
                                                 config.image_size or None, take=train_examples,
-                                                lazy=True)
+                                                lazy=True, strict_images=strict_images)
     else:
         images, info = data.load_images(
-            config.dataset, "train", data_dir, config.image_size or None, take=train_examples
-        )
+            config.dataset, "train", data_dir, config.image_size or None, take=train_examples,
+            strict_images=strict_images)
     batch_size, examples = config.batch_size, info.num_examples
     if spread.shards_input:  # torch.distributed: this process's share of every global batch
         if batch_size % spread.process_count:
@@ -343,7 +364,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         ),
     ]
     if chief and config.knn_monitor_examples:  # before the loggers, which record its figures
-        fit_callbacks.append(knn_monitor(config, data_dir))
+        fit_callbacks.append(knn_monitor(config, data_dir, strict_images))
     if chief:
         fit_callbacks += [
             callbacks.EncoderCheckpoint(encoder_path),
@@ -402,7 +423,11 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
             plot_clusters(encoder, projection_head, prototypes,
                           (images, labels) if as_arrays else images,
                           os.path.join(workdir, "prototype_neighbours.png"), info)
+    bad_images = image_checks.bad_images(os.path.expanduser(config.dataset))
+    if chief and bad_images:
+        print(f"Bad images: {len(bad_images)} files skipped (named in the warnings above).")
     return {
+        "bad_images": bad_images,
         "encoder_path": encoder_path,
         "model": model,
         "history": history,
@@ -437,6 +462,7 @@ def main(argv):
         distribution=FLAGS.distribution, tpu=FLAGS.tpu,
         backup_every_steps=FLAGS.backup_every_steps,
         conv_implementation=FLAGS.conv_implementation, allow_changed=FLAGS.allow_changed,
+        strict_images=FLAGS.strict_images, deterministic=FLAGS.deterministic,
     )
     minutes = result["seconds"] / 60
     print(f"Encoder: {result['encoder_path']} ({config.epochs} epochs, {minutes:.1f} min)")

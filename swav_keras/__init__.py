@@ -9,6 +9,7 @@ and imports no TensorFlow under JAX or PyTorch.
 import importlib
 
 from swav_keras import callbacks, layers
+from swav_keras.determinism import enable_determinism
 from swav_keras.sinkhorn import sinkhorn
 from swav_keras.swav_loss import assignment_codes, swapped_prediction, swav_loss
 from swav_keras.swav_model import SwAV
@@ -31,6 +32,7 @@ __all__ = [
     "SwAV",
     "assignment_codes",
     "callbacks",
+    "enable_determinism",
     "layers",
     "sinkhorn",
     "swapped_prediction",

@@ -7,6 +7,7 @@ from image_folders import write_folder
 from no_tensorflow import other_backend, run_without_tensorflow
 
 from swav_keras.data import load_arrays, load_images
+from swav_keras.data.image_checks import BadImageWarning
 
 
 def test_fashion_mnist_arrays_equal_load_images():
@@ -71,9 +72,11 @@ def test_image_folder_sizes_and_bad_files(tmp_path):
     assert info.image_shape == expected_info.image_shape == (6, 7, 3)
     small, _, info = load_arrays(str(tmp_path), image_size=4)
     assert small.shape == (3, 4, 4, 3) and info.image_shape == (4, 4, 3)
-    (tmp_path / "a" / "0.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"Cannot read image .*0\.png: "):
-        load_arrays(str(tmp_path))
+    (tmp_path / "a" / "0.png").write_bytes(b"not a png")  # skipped, or an error naming it
+    with pytest.warns(BadImageWarning, match=r"Skipping image .*0\.png: not a PNG"):
+        assert load_arrays(str(tmp_path))[0].shape == (3, 6, 7, 3)  # the first file skipped
+    with pytest.raises(ValueError, match=r"Cannot read image .*0\.png: not a PNG"):
+        load_arrays(str(tmp_path), strict_images=True)
     with pytest.raises(FileNotFoundError, match="has no `test` subfolder"):
         load_arrays(str(tmp_path), "test")
 

@@ -9,11 +9,12 @@ own names are not): every other name the example imports itself. `fit` is cut to
 import doctest
 import importlib
 import inspect
+import os
 import pkgutil
 
 import keras
 import pytest
-from examples import python_blocks, short_fit
+from examples import python_blocks, short_fit, undo_determinism
 from image_folders import write_folder
 
 import swav_keras
@@ -106,4 +107,8 @@ def test_fenced_examples(example, context, monkeypatch):
     short_fit(monkeypatch)
     namespace = {name: objects[name] for name in CONTEXT}
     keras.utils.set_random_seed(0)
-    exec(compile(example, "<example>", "exec"), namespace)
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    try:
+        exec(compile(example, "<example>", "exec"), namespace)
+    finally:
+        undo_determinism()  # `swav_keras.enable_determinism`'s example

@@ -47,3 +47,19 @@ def short_fit(monkeypatch):
         return keras_fit(self, x, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", fit)
+
+
+def undo_determinism():
+    """Switches off what `swav_keras.enable_determinism` switched on in this process, so that
+    the tests after an example run as before (TensorFlow's op determinism refuses unseeded
+    random ops). One inter-op thread, where it took, stays."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.framework import config  # no public switch-off
+
+        config.disable_op_determinism()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(False)

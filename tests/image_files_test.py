@@ -10,6 +10,7 @@ from no_tensorflow import other_backend, run_without_tensorflow
 from PIL import Image
 
 from swav_keras.data import ImageBatches, ImageFiles, load_arrays
+from swav_keras.data.image_checks import BadImageWarning
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
@@ -51,8 +52,10 @@ def test_indexing_follows_numpy_and_reads_only_what_it_selects(tmp_path):
     want = expected[:4].copy()
     want[1] = 0
     np.testing.assert_array_equal(lazy[:4], want)
+    with pytest.warns(BadImageWarning, match=f"Skipping image {re.escape(paths[4])}: "):
+        np.testing.assert_array_equal(lazy[4], expected[5])  # the next good file fills it
     with pytest.raises(ValueError, match=f"Cannot read image {re.escape(paths[4])}: "):
-        lazy[4]
+        ImageFiles(paths, strict_images=True)[4]
 
 
 def test_sizes_and_colour_modes(tmp_path):
@@ -87,6 +90,9 @@ def test_bad_arguments(tmp_path):
         ImageFiles(paths, image_size=0)
     with pytest.raises(TypeError, match="`lazy` must be a bool; received lazy=1."):
         load_arrays(str(tmp_path), lazy=1)
+    with pytest.raises(TypeError, match=r"^`strict_images` must be a bool; received "
+                                        r"strict_images='yes'.$"):
+        ImageFiles(paths, strict_images="yes")
 
 
 def test_image_batches_stream_files_as_they_serve_arrays(tmp_path):

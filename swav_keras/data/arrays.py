@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from swav_keras.data.fashion_mnist import fashion_mnist_arrays
+from swav_keras.data.image_checks import check_strict_images
 from swav_keras.data.image_files import image_folder_files
 from swav_keras.data.image_folder import check_image_size, image_folder_arrays, resize
 from swav_keras.data.source_info import ImageSourceInfo, array_stats, checked_pair
@@ -26,7 +27,8 @@ def _pair_arrays(images, labels, name, split, image_size, take, stats=None, chun
     return images, labels, info
 
 
-def load_arrays(source, split="train", data_dir=None, image_size=None, take=None, lazy=False):
+def load_arrays(source, split="train", data_dir=None, image_size=None, take=None, lazy=False,
+                strict_images=False):
     """Images `[N, H, W, C]` (raw pixels) and labels `[N]` of one split, as NumPy arrays.
 
     For evaluation, and for `SwAV(augmentation=...)` training (`lazy=True` keeps an image
@@ -46,6 +48,9 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
             indexed (for folders larger than memory; `ImageBatches` streams it to `fit`),
             instead of reading them all now. Other sources are read into memory whatever
             its value. Defaults to `False`.
+        strict_images: for an image folder, make a bad file (empty, no image header,
+            undecodable) an error naming it instead of skipping it with a warning
+            (`swav_keras.data.image_checks`). Defaults to `False`.
 
     Returns:
         `(images, labels, info)`: the arrays (or `ImageFiles`) and an `ImageSourceInfo`
@@ -59,6 +64,7 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
         raise TypeError(f"`split` must be a string; received split={split!r}.")
     if not isinstance(lazy, bool):
         raise TypeError(f"`lazy` must be a bool; received lazy={lazy!r}.")
+    check_strict_images(strict_images)
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return _pair_arrays(source[0], source[1], "arrays", split, image_size, take)
     if isinstance(source, str) and source == "fashion_mnist":
@@ -71,7 +77,7 @@ def load_arrays(source, split="train", data_dir=None, image_size=None, take=None
         source, (str, os.PathLike)) else None
     if folder and os.path.isdir(folder):
         read = image_folder_files if lazy else image_folder_arrays
-        return read(folder, split, image_size, take)
+        return read(folder, split, image_size, take, strict_images=strict_images)
     from swav_keras.data.sources import load_images  # tensorflow_datasets, through tf.data
 
     dataset, info = load_images(source, split, data_dir, image_size, take=take)

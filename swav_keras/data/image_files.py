@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from swav_keras.data import image_folder
+from swav_keras.data import image_checks, image_folder
 from swav_keras.data.source_info import ImageSourceInfo, array_stats
 
 COLOR_MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
@@ -25,6 +25,10 @@ class ImageFiles:
     when `image_size` is given, and the files' uint8 otherwise; then images of another size
     than the first are resized to its size and rounded back to uint8.
 
+    A file that cannot be decoded (truncated, corrupt) is named in a warning, once, and its
+    row holds the next readable file's pixels, so batches keep their shape
+    (`swav_keras.data.image_checks`); `strict_images=True` raises instead, naming it.
+
     Args:
         paths: the image files (`.png`, `.jpg`, `.jpeg`, `.bmp`, `.gif`), a non-empty list.
         image_size: int or `(height, width)` every image is resized to. Defaults to `None`:
@@ -32,9 +36,11 @@ class ImageFiles:
         color_mode: `"grayscale"`, `"rgb"` or `"rgba"`, the channels decoded to (as
             `keras.utils.image_dataset_from_directory`'s `color_mode`). Defaults to `None`:
             the first image's (`"grayscale"`, `"rgba"`, else `"rgb"`).
+        strict_images: raise a `BadImageError` naming a file that cannot be read, when it
+            is read, instead of skipping it. Defaults to `False`.
 
     Raises:
-        ValueError: a file that Pillow cannot read, when it is read (the message names it).
+        BadImageError: with `strict_images`, a file that Pillow cannot read, when it is read.
 
     Example:
 
@@ -46,7 +52,7 @@ class ImageFiles:
     ```
     """
 
-    def __init__(self, paths, image_size=None, color_mode=None):
+    def __init__(self, paths, image_size=None, color_mode=None, strict_images=False):
         if isinstance(paths, (str, bytes)) or not hasattr(paths, "__len__") or len(paths) == 0:
             raise ValueError(
                 f"`paths` must be a non-empty list of image files; received paths={paths!r}."
@@ -58,6 +64,7 @@ class ImageFiles:
                 f"color_mode={color_mode!r}."
             )
         self.image_size = image_folder.check_image_size(image_size)
+        self.strict_images = image_checks.check_strict_images(strict_images)
         self.color_mode = color_mode
         if color_mode is None or image_size is None:
             mode, first_size = image_folder.colour_mode_and_size(self.paths[0])
@@ -90,10 +97,13 @@ class ImageFiles:
     def select(self, index):
         """The files that `index` selects, as a new `ImageFiles` (nothing is read)."""
         rows = np.atleast_1d(self._rows(index))
-        return ImageFiles([self.paths[row] for row in rows], self.image_size, self.color_mode)
+        return ImageFiles([self.paths[row] for row in rows], self.image_size, self.color_mode,
+                          self.strict_images)
 
     def _image(self, row):
-        pixels = image_folder.read_image(self.paths[row], self._mode)
+        pixels = image_checks.read_or_next(
+            lambda path: image_folder.read_image(path, self._mode), self.paths, row,
+            self.strict_images)
         if pixels.shape[:2] != self._size:
             pixels = image_folder.resize(pixels, self._size)
             if self.image_size is None:
@@ -119,7 +129,7 @@ class ImageFiles:
 
 
 def image_folder_files(directory, split="train", image_size=None, take=None,
-                       stats_examples=10_000):
+                       stats_examples=10_000, strict_images=False):
     """`image_folder_arrays`' `(images, labels, info)` with `images` an `ImageFiles`.
 
     Nothing is decoded but the training split's first `stats_examples` images, for the
@@ -132,15 +142,19 @@ def image_folder_files(directory, split="train", image_size=None, take=None,
         take: only the first `take` images. Defaults to `None`: all.
         stats_examples: how many of the training split's first images give the mean and std.
             Defaults to `10_000`.
+        strict_images: make a bad file an error naming it instead of skipping it.
+            Defaults to `False`.
     """
     folder = image_folder.split_directory(directory, split)
-    paths, labels, class_names = image_folder.images_by_class(folder)
+    paths, labels, class_names = image_folder.images_by_class(folder, strict_images)
     count = len(paths) if take is None else min(len(paths), take)
-    files = ImageFiles(paths[:count], image_size)
+    files = ImageFiles(paths[:count], image_size, strict_images=strict_images)
     train = image_folder.stats_directory(directory, folder)
-    stats_paths = paths if train == folder else image_folder.images_by_class(train)[0]
+    stats_paths = paths if train == folder else image_folder.images_by_class(
+        train, strict_images, stats_examples)[0]
     # As image_folder_arrays: float32 pixels resized to this split's image size.
-    stats_files = ImageFiles(stats_paths[:stats_examples], files.shape[1:3], files.color_mode)
+    stats_files = ImageFiles(stats_paths[:stats_examples], files.shape[1:3], files.color_mode,
+                             strict_images)
     mean, std = array_stats(stats_files, chunk=256)
     info = ImageSourceInfo(folder, split, count, len(class_names), files.shape[1:], mean, std,
                            class_names)

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from swav_keras.data import image_checks
 from swav_keras.data.source_info import ImageSourceInfo, array_stats
 
 # The formats keras.utils.image_dataset_from_directory reads.
@@ -108,7 +109,7 @@ def list_images(directory):
 
 
 def _bad_file(path, error):
-    return ValueError(f"Cannot read image {path}: {error}")
+    return image_checks.BadImageError(path, f"{type(error).__name__}: {error}")
 
 
 # What Pillow raises on files it cannot read.
@@ -142,20 +143,36 @@ def read_image(path, mode):
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-def images_by_class(folder):
-    """`list_images(folder)`; a `FileNotFoundError` says what was expected when it finds none."""
+def images_by_class(folder, strict_images=False, take=None):
+    """`list_images(folder)` without the files whose header shows they are no image (skipped
+    with a warning, or with `strict_images` an error naming the first: `image_checks`); a
+    `FileNotFoundError` says what was expected when it finds none. With `take`, only the
+    first `take` good files (only as many headers are read as that needs)."""
     paths, labels, class_names = list_images(folder)
     if not paths:
         check_has_images(folder)  # raises when there are none at all
         raise FileNotFoundError(
             f"No images in class subfolders of {folder}; expected one subfolder of images "
             "per class.")
+    want = len(paths) if take is None else take
+    kept, kept_labels, start = [], [labels[:0]], 0
+    while len(kept) < want and start < len(paths):
+        end = start + want - len(kept)
+        good, good_labels = image_checks.checked_files(paths[start:end], labels[start:end],
+                                                       strict_images)
+        kept, start = kept + good, end
+        kept_labels.append(good_labels)
+    paths, labels = kept, np.concatenate(kept_labels)
+    if not paths:
+        raise FileNotFoundError(f"No readable images under {folder}: every file is bad.")
     return paths, labels, class_names
 
 
-def _read_all(paths, mode, size):
-    """The images of `paths` stacked: uint8, or float32 when some had to be resized."""
-    images = [read_image(path, mode) for path in paths]
+def _read_all(paths, mode, size, strict_images=False):
+    """The images of `paths` stacked: uint8, or float32 when some had to be resized. A file
+    that cannot be decoded is replaced by the next good one (`image_checks.read_or_next`)."""
+    images = [image_checks.read_or_next(lambda path: read_image(path, mode), paths, row,
+                                        strict_images) for row in range(len(paths))]
     if all(x.shape[:2] == size for x in images):
         return np.stack(images)
     return np.stack([x if x.shape[:2] == size else resize(x, size) for x in images]).astype(
@@ -163,7 +180,7 @@ def _read_all(paths, mode, size):
 
 
 def image_folder_arrays(directory, split="train", image_size=None, take=None,
-                        stats_examples=10_000):
+                        stats_examples=10_000, strict_images=False):
     """Images `[N, H, W, C]`, labels `[N]` and an `ImageSourceInfo` of an image folder.
 
     What `load_images` gives for a folder, read by Pillow instead of tf.data: the same order,
@@ -181,30 +198,34 @@ def image_folder_arrays(directory, split="train", image_size=None, take=None,
         take: read only the first `take` images. Defaults to `None`: all.
         stats_examples: how many of the training split's first images give the mean and std.
             Defaults to `10_000`.
+        strict_images: make a bad file (empty, no image header, undecodable) an error
+            naming it, instead of skipping it with a warning (`image_checks`).
+            Defaults to `False`.
 
     Returns:
         `(images, labels, info)`.
 
     Raises:
         FileNotFoundError: no such split, or no images.
-        ValueError: a file that Pillow cannot read (the message names it).
+        BadImageError: with `strict_images`, a file that Pillow cannot read (named).
 
     Example: `images, labels, info = image_folder_arrays("~/imagenette2/", "val")`.
     """
     folder = split_directory(directory, split)
-    paths, labels, class_names = images_by_class(folder)
+    paths, labels, class_names = images_by_class(folder, strict_images)
     mode, first_size = colour_mode_and_size(paths[0])
     size = tuple(image_size or first_size)
     count = len(paths) if take is None else min(len(paths), take)
-    images = _read_all(paths[:count], mode, size)
+    images = _read_all(paths[:count], mode, size, strict_images)
     labels = labels[:count]
     train = stats_directory(directory, folder)
     if train != folder:
-        mean, std = array_stats(_read_all(images_by_class(train)[0][:stats_examples], mode, size))
+        train_paths = images_by_class(train, strict_images, stats_examples)[0]
+        mean, std = array_stats(_read_all(train_paths, mode, size, strict_images))
     elif count >= min(stats_examples, len(paths)):
         mean, std = array_stats(images[:stats_examples])
     else:
-        mean, std = array_stats(_read_all(paths[:stats_examples], mode, size))
+        mean, std = array_stats(_read_all(paths[:stats_examples], mode, size, strict_images))
     info = ImageSourceInfo(folder, split, len(images), len(class_names),
                            tuple(images.shape[1:]), mean, std, class_names)
     return images, labels, info

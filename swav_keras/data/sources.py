@@ -10,10 +10,11 @@ Nothing is loaded at import time; the tfds path never blocks on an unreachable n
 import dataclasses
 import os
 
-import keras
 import tensorflow as tf
 
 from swav_keras.data import fashion_mnist, image_folder
+from swav_keras.data.folder_dataset import folder_dataset
+from swav_keras.data.image_checks import check_strict_images, named_errors
 from swav_keras.data.source_info import (
     ImageSourceInfo,
     array_stats,
@@ -33,10 +34,11 @@ def _dataset_stats(dataset, examples):
 
     channels = dataset.element_spec[0].shape[-1]
     zeros = tf.zeros([channels], tf.float64)
-    total, squares, count = dataset.take(examples).map(sums, tf.data.AUTOTUNE).reduce(
-        (zeros, zeros, tf.constant(0.0, tf.float64)),
-        lambda acc, s: (acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]),
-    )
+    with named_errors():  # a strict image check's error, not tf.data's wrapper of it
+        total, squares, count = dataset.take(examples).map(sums, tf.data.AUTOTUNE).reduce(
+            (zeros, zeros, tf.constant(0.0, tf.float64)),
+            lambda acc, s: (acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]),
+        )
     return stats_from_sums(total.numpy(), squares.numpy(), max(float(count), 1.0))
 
 
@@ -69,25 +71,21 @@ def _load_fashion_mnist(split, data_dir, image_size, take):
     return dataset, dataclasses.replace(info, num_classes=10, class_names=fashion_mnist.CLASS_NAMES)
 
 
-def _folder_dataset(folder, image_size, color_mode):
-    dataset = keras.utils.image_dataset_from_directory(
-        folder, batch_size=None, image_size=image_size, color_mode=color_mode, shuffle=False,
-        verbose=False,
-    )
-    return dataset, tuple(dataset.class_names)
-
-
-def _from_folder(directory, split, image_size, take, stats_examples):
+def _from_folder(directory, split, image_size, take, stats_examples, strict_images):
+    # Files that are no images are left out here, undecodable ones in `folder_dataset`.
     folder = image_folder.split_directory(directory, split)
-    mode, size = image_folder.colour_mode_and_size(image_folder.images_by_class(folder)[0][0])
-    color_mode = {"L": "grayscale", "RGBA": "rgba", "RGB": "rgb"}[mode]
+    paths, labels, class_names = image_folder.images_by_class(folder, strict_images)
+    mode, size = image_folder.colour_mode_and_size(paths[0])
     image_size = image_size or size
-    dataset, class_names = _folder_dataset(folder, image_size, color_mode)
-    num_examples = int(dataset.cardinality())
-    dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
+    dataset = folder_dataset(paths, labels, image_size, len(mode), strict_images)
+    num_examples = len(paths)
     train = image_folder.stats_directory(directory, folder)
-    stats_dataset = dataset if train == folder else _folder_dataset(
-        train, image_size, color_mode)[0]
+    stats_dataset = dataset
+    if train != folder:
+        train_paths, train_labels, _ = image_folder.images_by_class(train, strict_images,
+                                                                    stats_examples)
+        stats_dataset = folder_dataset(train_paths, train_labels, image_size, len(mode),
+                                       strict_images)
     mean, std = _dataset_stats(stats_dataset, stats_examples)
     if take is not None:
         dataset = dataset.take(take)
@@ -162,7 +160,7 @@ def _from_tfds(name, split, data_dir, image_size, take, stats_examples):
 
 
 def load_images(source, split="train", data_dir=None, image_size=None, take=None,
-                stats_examples=10_000):
+                stats_examples=10_000, strict_images=False):
     """Loads images and labels from a dataset name, an image folder or arrays.
 
     The returned dataset is unbatched and unshuffled; feed it to `multicrop_dataset` for SwAV
@@ -187,6 +185,10 @@ def load_images(source, split="train", data_dir=None, image_size=None, take=None
         take: use only the first `take` examples. Defaults to `None`: all.
         stats_examples: how many training images give the mean and std of datasets read from
             tfds or folders (arrays and Fashion-MNIST use them all). Defaults to `10_000`.
+        strict_images: for a folder, make a bad file (empty, no image header,
+            undecodable) an error naming it, instead of skipping it with a warning (an
+            undecodable file's place is then taken by the next good image:
+            `swav_keras.data.image_checks`). Defaults to `False`.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` of `(image [H, W, C], label int64)` and an
@@ -211,6 +213,7 @@ def load_images(source, split="train", data_dir=None, image_size=None, take=None
     image_size = image_folder.check_image_size(image_size)
     take = None if take is None else check_int("take", take, minimum=1)
     stats_examples = check_int("stats_examples", stats_examples, minimum=1)
+    check_strict_images(strict_images)
     if not isinstance(split, str):
         raise TypeError(f"`split` must be a string; received split={split!r}.")
     if isinstance(source, (tuple, list)) and len(source) == 2:
@@ -225,7 +228,7 @@ def load_images(source, split="train", data_dir=None, image_size=None, take=None
         return _load_fashion_mnist(split, data_dir, image_size, take)
     path = os.path.expanduser(source)
     if os.path.isdir(path):
-        return _from_folder(path, split, image_size, take, stats_examples)
+        return _from_folder(path, split, image_size, take, stats_examples, strict_images)
     if os.sep in source or source.startswith((".", "~")):
         raise FileNotFoundError(f"Image folder {path} does not exist.")
     return _from_tfds(source, split, data_dir, image_size, take, stats_examples)
