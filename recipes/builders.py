@@ -33,9 +33,12 @@ def check_training_fields(config, train_examples=None):
 
 def check_backbone_fields(config):
     """Checks `config`'s `stages`, `pooling` and `grid_size`, which only the small ResNet
-    takes, and that the smallest of its `crop_sizes` leaves the pooling a large enough map."""
+    takes, and that the smallest of its `crop_sizes` leaves the pooling a large enough map;
+    and the ViT's fields (`check_vit_fields`)."""
     from swav_keras.backbones.small_resnet import check_pooling, check_stages, last_map_size
     from swav_keras.validation import check_int_sequence
+
+    check_vit_fields(config)
 
     pooling, grid_size = check_pooling(config.pooling, config.grid_size)
     stages = check_stages(config.stages)
@@ -64,9 +67,53 @@ def check_backbone_fields(config):
         )
 
 
+VIT_FIELDS = {"patch_size": 16, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0,
+              "vit_pooling": "token"}
+
+
+def check_vit_fields(config):
+    """Checks that the ViT's fields keep their defaults with another backbone and, with
+    `backbone="vit"`, that they build a ViT and that every crop size is a multiple of
+    `patch_size` (the encoder would ignore the pixels that do not fill a patch)."""
+    from swav_keras.backbones.vision_transformer import VIT_POOLINGS
+    from swav_keras.validation import check_float, check_int, check_int_sequence
+
+    if config.backbone != "vit":
+        for field, default in VIT_FIELDS.items():
+            value = getattr(config, field)
+            if value != default:
+                raise ValueError(
+                    f"`{field}` applies to the ViT only; received {field}={value!r} with "
+                    f"backbone={config.backbone!r}."
+                )
+        return
+    patch_size = check_int("patch_size", config.patch_size, minimum=1)
+    check_int("depth", config.depth, minimum=1)
+    num_heads = check_int("num_heads", config.num_heads, minimum=1)
+    width = check_int("width", config.width, minimum=1)
+    if width % num_heads:
+        raise ValueError(
+            f"`width` must be a multiple of `num_heads`; received width={width}, "
+            f"num_heads={num_heads}."
+        )
+    check_float("mlp_ratio", config.mlp_ratio, positive=True)
+    if config.vit_pooling not in VIT_POOLINGS:
+        raise ValueError(
+            f"`vit_pooling` must be one of {VIT_POOLINGS}; "
+            f"received vit_pooling={config.vit_pooling!r}."
+        )
+    crop_sizes = check_int_sequence("crop_sizes", config.crop_sizes, minimum=1)
+    if any(size % patch_size for size in crop_sizes):
+        raise ValueError(
+            f"`crop_sizes` must be multiples of `patch_size` with backbone='vit'; received "
+            f"crop_sizes={tuple(config.crop_sizes)!r}, patch_size={patch_size}."
+        )
+
+
 def build_encoder(config, info):
-    """The backbone of `config` for images like `info`'s, its normalisation inside."""
-    from swav_keras.backbones import ResNet50, SmallResNet
+    """The backbone of `config` for images like `info`'s, its normalisation inside; a ViT
+    learns its position embeddings for the first (largest) of `crop_sizes`."""
+    from swav_keras.backbones import ResNet50, SmallResNet, VisionTransformer
 
     shape = (None, None, info.image_shape[-1])
     if config.backbone == "small_resnet":
@@ -75,8 +122,15 @@ def build_encoder(config, info):
                            grid_size=config.grid_size)
     if config.backbone == "resnet50":
         return ResNet50(shape, mean=info.mean, std=info.std)
+    if config.backbone == "vit":
+        check_vit_fields(config)
+        return VisionTransformer(
+            config.patch_size, config.width, config.depth, config.num_heads, config.mlp_ratio,
+            image_size=config.crop_sizes[0], input_shape=shape, mean=info.mean, std=info.std,
+            pooling=config.vit_pooling,
+        )
     raise ValueError(
-        "`backbone` must be 'small_resnet' or 'resnet50'; "
+        "`backbone` must be 'small_resnet', 'resnet50' or 'vit'; "
         f"received backbone={config.backbone!r}."
     )
 

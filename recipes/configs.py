@@ -22,9 +22,12 @@ class PretrainConfig:
         `max_scales` (one entry per resolution group, high resolution first), `jitter_strength`,
         `brightness`, `contrast`, `saturation`, `hue`, `jitter_probability`,
         `grayscale_probability`, `blur_probability`, `flip`.
-    Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"` or `"resnet50"`), `width`,
-        `stages`, `pooling` and `grid_size` (small ResNet only: `"avg"`, `"corners"` or
-        `"grid"` with `grid_size` cells a side), `projection_dim`,
+    Model (`swav_keras.SwAV`): `backbone` (`"small_resnet"`, `"resnet50"` or `"vit"`),
+        `width`, `stages`, `pooling` and `grid_size` (small ResNet only: `"avg"`, `"corners"` or
+        `"grid"` with `grid_size` cells a side), `patch_size`, `depth`, `num_heads`,
+        `mlp_ratio` and `vit_pooling` (ViT only, `swav_keras.backbones.VisionTransformer`:
+        `width` is its token width; position embeddings learned for the first crop size),
+        `projection_dim`,
         `hidden_dim`, `hidden_layers`,
         `num_prototypes`, `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`,
         `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
@@ -71,6 +74,11 @@ class PretrainConfig:
     stages: int = 4
     pooling: str = "avg"
     grid_size: int = 2
+    patch_size: int = 16
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    vit_pooling: str = "token"
     projection_dim: int = 128
     hidden_dim: int = 2048
     hidden_layers: int = 1
@@ -202,11 +210,59 @@ FASHION_MNIST = PretrainConfig(
     linear_epochs=30,
 )
 
+# Fashion-MNIST with a small ViT in place of the small ResNet: 4x4 patches, 64-wide tokens,
+# 6 blocks of 4 heads (0.3M parameters). The small crops are 16 pixels (a 4x4 patch grid),
+# not 14, so that no pixel falls outside a patch. AdamW, as ViTs are trained (DeiT, DINO,
+# MoCo v3: LARS or SGD train them worse), with DINO's weight decay. Not tuned.
+FASHION_MNIST_VIT = FASHION_MNIST.replace(
+    crop_sizes=(28, 16),
+    backbone="vit",
+    width=64,
+    patch_size=4,
+    depth=6,
+    num_heads=4,
+    mlp_ratio=4.0,
+    vit_pooling="token",
+    optimizer="adamw",
+    base_learning_rate=1e-3,
+    final_learning_rate=1e-5,
+    warmup_epochs=1.0,
+    warmup_start_learning_rate=0.0,
+    weight_decay=0.04,
+)
+
+# ImageNet with ViT-S/16 (21.7M parameters), documented, not run here: SwAV's multi-crop
+# (2x224 + 6x96; 14x14 and 6x6 patch grids) with DINO's ViT-S/16 optimisation: AdamW (LARS
+# is the ResNet's; MoCo v3 and DINO train ViTs with AdamW), batch 1024, learning rate
+# 0.0005 x 1024 / 256 = 0.002 after 10 warm-up epochs, cosine to 1e-6, weight decay 0.04
+# (DINO raises it to 0.4 over training and clips gradients at 3.0; neither is a field here),
+# 300 epochs; the prototypes frozen for the first epoch (1251 steps) as in the original.
+IMAGENET_VIT_S16 = IMAGENET_RESNET50_800EP.replace(
+    backbone="vit",
+    width=384,
+    patch_size=16,
+    depth=12,
+    num_heads=6,
+    mlp_ratio=4.0,
+    vit_pooling="token",
+    optimizer="adamw",
+    batch_size=1024,
+    epochs=300,
+    base_learning_rate=0.002,
+    final_learning_rate=1e-6,
+    warmup_epochs=10.0,
+    warmup_start_learning_rate=0.0,
+    weight_decay=0.04,
+    freeze_prototypes_steps=1251,
+)
+
 CONFIGS = {
     "fashion_mnist": FASHION_MNIST,
+    "fashion_mnist_vit": FASHION_MNIST_VIT,
     "cifar10": CIFAR10,
     "imagenet_resnet50_800ep": IMAGENET_RESNET50_800EP,
     "imagenet_resnet50_bs256": IMAGENET_RESNET50_BS256,
+    "imagenet_vit_s16": IMAGENET_VIT_S16,
 }
 
 
@@ -242,8 +298,15 @@ FIELD_ADVICE = {
     "lars_exclude_bias_and_norm": "LARS only: biases and normalisation parameters (rank <= 1) "
     "get plain momentum SGD, without weight decay; false adapts every parameter, as the "
     "original's LARC (the ImageNet configurations).",
-    "width": "Small ResNet only; the encoder gives 8 x width features (four stages); the "
-    "step costs about width squared.",
+    "width": "Small ResNet: the encoder gives 8 x width features (four stages); the "
+    "step costs about width squared. ViT: the token width, which is the number of features.",
+    "patch_size": "ViT only: side of its square patches in pixels; every crop size must be a "
+    "multiple of it.",
+    "depth": "ViT only: transformer blocks.",
+    "num_heads": "ViT only: attention heads per block; `width` must be a multiple of it.",
+    "mlp_ratio": "ViT only: hidden units of each block's MLP per token channel.",
+    "vit_pooling": "ViT only: 'token' (a learned class token) or 'mean' (mean of the patch "
+    "tokens) becomes the features.",
     "stages": "Small ResNet only: keep its first 1-4 stages (2**(stages-1) x width "
     "features).",
     "hidden_layers": "Hidden Linear-BatchNorm-ReLU blocks of the projection head (1: the "

@@ -39,7 +39,8 @@ The workdir receives:
 - `training_log.csv` and `logs/` (TensorBoard: `tensorboard --logdir <workdir>/logs`), with
   `knn_majority` / `knn_weighted` after every epoch when `--knn_monitor_examples=N` (the kNN
   top-1 of the encoder on the first N training and test images; about a minute for 10000 on 2
-  CPU cores);
+  CPU cores); its `resumed_at_step` is k for an epoch resumed after its step k (that row
+  averages the steps after k only), 0 for an epoch run whole;
 - `multicrops.png`, `training_curves.png`, `prototype_neighbours.png`;
 - `config.json`: the configuration the run uses, with `train_examples`, `seed`,
   `distribution` and the backend; `processes.json`: how many processes made it (each keeps its
@@ -78,6 +79,7 @@ from recipes.inputs import (
     tensorflow_available,
 )
 from recipes.pictures import plot_clusters
+from recipes.training_log import TrainingLog, logged_metrics
 from recipes.workdir import (
     CHANGEABLE_FIELDS,
     check_allow_changed,
@@ -368,7 +370,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     if chief:
         fit_callbacks += [
             callbacks.EncoderCheckpoint(encoder_path),
-            keras.callbacks.CSVLogger(csv_path, append=True),
+            TrainingLog(csv_path, steps_done if epoch < config.epochs else 0),
         ]
         if tensorflow_available():  # TensorBoard writes through tf.summary
             fit_callbacks.append(
@@ -419,7 +421,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
                                                  config.precise_bn_examples, verbose)
             callbacks.save_encoder(final, encoder_path)
             if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
-                plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"))
+                plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"),
+                                     metrics=logged_metrics(csv_path))
             plot_clusters(encoder, projection_head, prototypes,
                           (images, labels) if as_arrays else images,
                           os.path.join(workdir, "prototype_neighbours.png"), info)

@@ -28,10 +28,49 @@ def test_encoder_takes_any_size_with_the_dataset_channels():
     assert tuple(features.shape) == (2, 32)
     assert build_encoder(small(stages=3), INFO).output_shape == (None, 16)
     with pytest.raises(ValueError) as info:
-        build_encoder(small(backbone="vit"), INFO)
+        build_encoder(small(backbone="vgg"), INFO)
     assert str(info.value) == (
-        "`backbone` must be 'small_resnet' or 'resnet50'; received backbone='vit'."
+        "`backbone` must be 'small_resnet', 'resnet50' or 'vit'; received backbone='vgg'."
     )
+
+
+def test_vit_config_builds_a_vit_for_the_first_crop_size():
+    config = configs.get_config("fashion_mnist_vit", width=8, depth=1, num_heads=2,
+                                crop_sizes=(12, 8))
+    encoder = build_encoder(config, INFO)
+    assert encoder.name == "vision_transformer" and encoder.output_shape == (None, 8)
+    assert encoder.get_layer("position_embedding").grid_size == (3, 3)  # 12 / patch 4
+    for size in (12, 8):
+        assert tuple(encoder(np.zeros((2, size, size, 1), "float32")).shape) == (2, 8)
+    vit_s = configs.get_config("imagenet_vit_s16")
+    assert (vit_s.patch_size, vit_s.width, vit_s.depth, vit_s.num_heads) == (16, 384, 12, 6)
+    assert (vit_s.num_crops, vit_s.crop_sizes, vit_s.optimizer) == ((2, 6), (224, 96), "adamw")
+    check_training_fields(vit_s)
+
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("fashion_mnist", {"patch_size": 7},
+     "`patch_size` applies to the ViT only; received patch_size=7 with "
+     "backbone='small_resnet'."),
+    ("fashion_mnist", {"vit_pooling": "mean"},
+     "`vit_pooling` applies to the ViT only; received vit_pooling='mean' with "
+     "backbone='small_resnet'."),
+    ("fashion_mnist_vit", {"crop_sizes": (28, 14)},
+     "`crop_sizes` must be multiples of `patch_size` with backbone='vit'; received "
+     "crop_sizes=(28, 14), patch_size=4."),
+    ("fashion_mnist_vit", {"num_heads": 5},
+     "`width` must be a multiple of `num_heads`; received width=64, num_heads=5."),
+    ("fashion_mnist_vit", {"vit_pooling": "avg"},
+     "`vit_pooling` must be one of ('token', 'mean'); received vit_pooling='avg'."),
+    ("fashion_mnist_vit", {"pooling": "grid"},
+     "`pooling` applies to the small ResNet only; received pooling='grid' with "
+     "backbone='vit'."),
+])
+def test_vit_fields_are_checked_before_training(name, changes, message):
+    with pytest.raises(ValueError) as info:
+        check_training_fields(configs.get_config(name, **changes))
+    assert str(info.value) == message
+    check_training_fields(configs.get_config(name))  # the configuration itself passes
 
 
 @pytest.mark.parametrize("name, kind", [("lars", LARS), ("sgd", keras.optimizers.SGD),

@@ -200,6 +200,8 @@ def test_augment_in_model_finishes_an_interrupted_epoch(tmp_path):
                       extra_callbacks=[counter])
     assert counter.seen == 5 and _epochs_in_csv(workdir) == [0, 1]
     assert int(keras.ops.convert_to_numpy(result["model"].step)) == 16
+    with open(os.path.join(workdir, "training_log.csv")) as f:  # epoch 2's row: steps 4-8
+        assert [row["resumed_at_step"] for row in csv.DictReader(f)] == ["0", "3"]
 
 
 def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):

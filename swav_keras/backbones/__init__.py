@@ -2,5 +2,6 @@
 
 from swav_keras.backbones.resnet50 import ResNet50
 from swav_keras.backbones.small_resnet import SmallResNet
+from swav_keras.backbones.vision_transformer import VisionTransformer
 
-__all__ = ["ResNet50", "SmallResNet"]
+__all__ = ["ResNet50", "SmallResNet", "VisionTransformer"]

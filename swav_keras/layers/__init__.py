@@ -21,6 +21,10 @@ from swav_keras.layers.native_layers import (
     to_native_layers,
     with_layer_implementation,
 )
+from swav_keras.layers.position_embedding import (
+    ClassTokenPooling,
+    InterpolatedPositionEmbedding,
+)
 from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes, UnitNormalInitializer
 from swav_keras.layers.sync_batch_normalization import (
@@ -32,10 +36,12 @@ from swav_keras.layers.sync_batch_normalization import (
 
 __all__ = [
     "CONV_IMPLEMENTATIONS",
+    "ClassTokenPooling",
     "CornerAveragePooling2D",
     "FeatureQueue",
     "GridAveragePooling2D",
     "Im2colConv2D",
+    "InterpolatedPositionEmbedding",
     "L2Normalize",
     "LAYER_IMPLEMENTATIONS",
     "MultiCropAugmentation",
