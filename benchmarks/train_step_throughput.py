@@ -30,6 +30,7 @@ Command (2 CPU cores, about 6 minutes; add the im2col row for JAX, about 4 more)
     python -m benchmarks.train_step_throughput --backends=jax --conv_implementations=native,im2col
     python -m benchmarks.train_step_throughput --backends=tensorflow --batch_size=128 \
         --width=32 --dtype_policies=float32,mixed_bfloat16 --nopipeline
+    python -m benchmarks.train_step_throughput --determinism=off,on --nopipeline
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
@@ -66,6 +67,12 @@ flags.DEFINE_list(
     "on CPUs with AVX512_BF16 or AMX) and/or `mixed_float16`. Sinkhorn runs in float32 under "
     "all of them.",
 )
+flags.DEFINE_list(
+    "determinism", ["off"],
+    "`off` and/or `on`: each backend's process runs as is, or after "
+    "`swav_keras.enable_determinism()` (what the recipes' --deterministic calls), one after "
+    "the other.",
+)
 flags.DEFINE_bool("pipeline", True, "Also time the multi-crop input pipeline (one thread).")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
 
@@ -74,6 +81,10 @@ CROPS = ((28, 2), (14, 4))
 
 
 def measure():
+    import swav_keras
+
+    if FLAGS.determinism == ["on"]:  # first: the backend reads it when it starts
+        swav_keras.enable_determinism()
     import keras
     import numpy as np
     import tensorflow as tf
@@ -157,6 +168,10 @@ def main(argv):
             "--dtype_policies takes distinct Keras dtype policy names; "
             f"received {','.join(policies)!r}."
         )
+    if not set(FLAGS.determinism) <= {"off", "on"} or not FLAGS.determinism:
+        raise app.UsageError(
+            f"--determinism takes off and/or on; received {','.join(FLAGS.determinism)!r}."
+        )
     if FLAGS.worker:
         children.report(measure())
         return
@@ -180,23 +195,29 @@ def main(argv):
                 ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes")]
         args.append(f"--conv_implementations={','.join(FLAGS.conv_implementations)}")
         args.append(f"--dtype_policies={','.join(FLAGS.dtype_policies)}")
-        try:
-            results.append(children.run("benchmarks.train_step_throughput", backend, args))
-        except children.WorkerFailed as error:
-            print(error)
+        for mode in FLAGS.determinism:
+            try:
+                result = children.run("benchmarks.train_step_throughput", backend,
+                                      [*args, f"--determinism={mode}"])
+            except children.WorkerFailed as error:
+                print(error)
+                continue
+            if FLAGS.determinism != ["off"]:
+                result["backend"] += f" det:{mode}"
+            results.append(result)
     if not results:
         sys.exit(1)
     versions = _versions()
     print(f"versions: {versions}")
     best = max(row["images_per_s"] for r in results for row in r["rows"])
-    print(f"{'backend':<11} {'conv':<11} {'policy':<15} {'images/s':>9} {'s/step':>8} "
+    print(f"{'backend':<18} {'conv':<11} {'policy':<15} {'images/s':>9} {'s/step':>8} "
           f"{'spread':>12} {'of ceiling':>10} {'vs best':>8} {'Sinkhorn+loss':>13}")
     for r in results:
         for row in r["rows"]:
             low, high = row["step_spread"]
             share = row["sinkhorn_loss_share"]
             print(
-                f"{r['backend']:<11} {row['conv']:<11} {row['policy']:<15} "
+                f"{r['backend']:<18} {row['conv']:<11} {row['policy']:<15} "
                 f"{row['images_per_s']:9.1f} "
                 f"{row['seconds_per_step']:8.3f} {low:5.2f}-{high:4.2f}x "
                 f"{format(row['images_per_s'] / ceiling, '10.1%') if ceiling else '-':>10} "
