@@ -47,23 +47,29 @@ from benchmarks import children
 from benchmarks.machine import cpu_name, matmul_gflops
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("backends", ["torch", "tensorflow", "jax"], "Keras backends to measure.")
-flags.DEFINE_list(
-    "layers", ["keras", "native"],
-    "Under torch: encoder layer implementations to time (`keras`: Keras's Conv2D and "
-    "BatchNormalization; `native`: swav_keras.layers.to_native_layers). Other backends time "
-    "`keras` only (native is the same there).",
-)
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "lars"], "swav_keras's optimizer (plain: SGD).")
-flags.DEFINE_integer("batch_size", 256, "Images per step.")
-flags.DEFINE_integer("steps", 5, "Timed steps per measurement (after warm-up).")
-flags.DEFINE_integer("rounds", 3, "Measurements per system, alternating; medians reported.")
-flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first.")
-flags.DEFINE_integer("width", 16, "Small ResNet width (stage widths w, 2w, 4w, 8w).")
-flags.DEFINE_integer("num_prototypes", 128, "K.")
-flags.DEFINE_bool("memory", True, "Also measure each system's peak memory in its own process.")
-flags.DEFINE_bool("worker", False, "Internal: measure in this process and print JSON.")
-flags.DEFINE_string("memory_of", "", "Internal: measure the peak memory of this one system.")
+
+
+def define_flags():
+    """Defines the benchmark's flags (by the program, not at import: a test that imports this
+    module may share absl's flags with a recipe's)."""
+    flags.DEFINE_list("backends", ["torch", "tensorflow", "jax"], "Keras backends to measure.")
+    flags.DEFINE_list(
+        "layers", ["keras", "native"],
+        "Under torch: encoder layer implementations to time (`keras`: Keras's Conv2D and "
+        "BatchNormalization; `native`: swav_keras.layers.to_native_layers). Other backends time "
+        "`keras` only (native is the same there).",
+    )
+    flags.DEFINE_enum("optimizer", "sgd", ["sgd", "lars"], "swav_keras's optimizer (plain: SGD).")
+    flags.DEFINE_integer("batch_size", 256, "Images per step.")
+    flags.DEFINE_integer("steps", 5, "Timed steps per measurement (after warm-up).")
+    flags.DEFINE_integer("rounds", 3, "Measurements per system, alternating; medians reported.")
+    flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first.")
+    flags.DEFINE_integer("width", 16, "Small ResNet width (stage widths w, 2w, 4w, 8w).")
+    flags.DEFINE_integer("num_prototypes", 128, "K.")
+    flags.DEFINE_bool("memory", True, "Also measure each system's peak memory in its own process.")
+    flags.DEFINE_bool("worker", False, "Internal: measure in this process and print JSON.")
+    flags.DEFINE_string("memory_of", "", "Internal: measure the peak memory of this one system.")
+
 
 CROPS = ((28, 2), (14, 4))
 HIDDEN, PROJECTION = 512, 64
@@ -456,4 +462,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -48,18 +49,26 @@ def _env(processes=1):
 
 
 def run_processes(commands, envs, timeout=900):
-    """Runs the commands together; fails with their output, never leaves one running."""
-    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT) for command, env in zip(commands, envs)]
+    """Runs the commands together; fails with their output, never leaves one running.
+
+    Each writes to a file, not a pipe: a process blocked on a full pipe (TensorFlow logs each
+    collective it traces) while its peers wait for it in a collective would hang them all.
+    """
+    logs = [tempfile.TemporaryFile() for _ in commands]
+    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            for command, env, log in zip(commands, envs, logs)]
     try:
-        for run in runs:
-            output, _ = run.communicate(timeout=timeout)
-            assert run.returncode == 0, output.decode()[-3000:]
+        for run, log in zip(runs, logs):
+            run.wait(timeout=timeout)
+            log.seek(0)
+            assert run.returncode == 0, log.read().decode()[-3000:]
     finally:
         for run in runs:  # a failed or hung process must not keep its peers waiting
             if run.poll() is None:
                 run.kill()
                 run.wait()
+        for log in logs:
+            log.close()
 
 
 def run_worker(path, mode, *flags):
