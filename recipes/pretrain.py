@@ -216,7 +216,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     from swav_keras import backends, enable_determinism
     from swav_keras.data import image_checks
     from swav_keras.layers import CONV_IMPLEMENTATIONS
-    from swav_keras.validation import check_int
+    from swav_keras.validation import check_bool, check_int
 
     if conv_implementation not in CONV_IMPLEMENTATIONS:
         raise ValueError(
@@ -227,10 +227,7 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
     check_int("seed", seed, minimum=0)
     check_int("backup_every_steps", backup_every_steps, minimum=0)
     image_checks.check_strict_images(strict_images)
-    if not isinstance(deterministic, bool):
-        raise TypeError(
-            f"`deterministic` must be a bool; received deterministic={deterministic!r}."
-        )
+    check_bool("deterministic", deterministic)
     check_workdir_path(workdir)
     allow_changed = check_allow_changed(allow_changed)
     run = {"train_examples": train_examples, "seed": seed, "distribution": distribution,

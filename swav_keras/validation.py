@@ -11,6 +11,13 @@ def _received(name, value):
     return f"received {name}={value!r}"
 
 
+def check_bool(name, value):
+    """Returns `value`, checking that it is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool; {_received(name, value)}.")
+    return value
+
+
 def check_int(name, value, minimum=None):
     """Returns `value` as an int, checking its type and optional lower bound."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

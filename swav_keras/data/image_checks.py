@@ -24,6 +24,8 @@ import os
 import threading
 import warnings
 
+from swav_keras.validation import check_bool
+
 # File signatures of the formats Keras and Pillow decode ("RIFF....WEBP" checked apart).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
@@ -46,10 +48,7 @@ class BadImageError(ValueError):
 
 def check_strict_images(strict_images):
     """`strict_images`, checked to be a bool."""
-    if not isinstance(strict_images, bool):
-        raise TypeError(
-            f"`strict_images` must be a bool; received strict_images={strict_images!r}.")
-    return strict_images
+    return check_bool("strict_images", strict_images)
 
 
 def header_problem(path):

@@ -4,7 +4,7 @@ and a class token put in front and read back out."""
 import keras
 from keras import ops
 
-from swav_keras.validation import check_int, check_int_sequence
+from swav_keras.validation import check_bool, check_int, check_int_sequence
 
 INTERPOLATIONS = ("bicubic", "bilinear")
 
@@ -142,9 +142,7 @@ class InterpolatedPositionEmbedding(keras.layers.Layer):
         else:
             grid = (check_int("grid_size", grid_size, minimum=1),) * 2
         self.grid_size = grid
-        if not isinstance(class_token, bool):
-            raise TypeError(f"`class_token` must be a bool; received class_token={class_token!r}.")
-        self.class_token = class_token
+        self.class_token = check_bool("class_token", class_token)
         self.interpolation = check_interpolation(interpolation)
 
     def build(self, input_shape):
