@@ -356,11 +356,11 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
 
     csv_path = os.path.join(workdir, "training_log.csv")
     encoder_path = os.path.join(workdir, "encoder.keras")
-    fit_callbacks = [
-        backup,
+    fit_callbacks = [  # the monitor first: an epoch-end backup holds what it changed
         callbacks.AssignmentMonitor(
-            reinitialize_unused=config.reinitialize_unused_prototypes, verbose=0
+            reinitialize_unused=config.reinitialize_unused_prototypes, seed=seed, verbose=0
         ),
+        backup,
     ]
     if chief and config.knn_monitor_examples:  # before the loggers, which record its figures
         fit_callbacks.append(knn_monitor(config, data_dir, strict_images))

@@ -57,7 +57,6 @@ def test_warns_when_the_epoch_loss_rises():
     monitor = AssignmentMonitor(verbose=0, rise_tolerance=0.05)
     monitor.set_model(model)
     for epoch, loss in enumerate([4.16, 4.0, 4.19, 4.45]):
-        monitor.on_epoch_begin(epoch)
         monitor.on_epoch_end(epoch, {"loss": loss})
     rises = [(e, m) for e, m in monitor.warnings if "rose" in m]
     # 4.0 -> 4.19 is within 5%; 4.19 -> 4.45 is not.
@@ -76,6 +75,37 @@ def test_reinitializes_unused_prototypes():
     assert np.unique(np.round(kernel, 5), axis=1).shape[1] == 16
     won = history.history["prototypes_won"]
     assert won[0] == 1 and won[1] > 1, won
+
+
+def test_a_resumed_epoch_counts_on_from_the_restored_counts():
+    # A mid-epoch backup holds the counts of the epoch's first steps; the rest adds to them,
+    # and the epoch's end starts them over for the next.
+    model, dataset = _model_and_data()
+    model.prototype_counts.assign(np.ones(16, "float32"))  # as restored: all 16 won a sample
+    history = model.fit(dataset, epochs=1, verbose=0, callbacks=[AssignmentMonitor(verbose=0)])
+    assert history.history["prototypes_won"] == [16]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.prototype_counts), 0.0)
+
+
+def test_reinitialization_draws_depend_on_the_epoch_not_on_the_history():
+    model, _ = _model_and_data()
+    kernel = keras.ops.convert_to_numpy(model.prototypes.kernel)
+    counts = np.zeros(16, "float32")
+    counts[:3] = 5.0
+
+    def revived(epochs_seen):
+        monitor = AssignmentMonitor(verbose=0, reinitialize_unused=True, seed=2)
+        monitor.set_model(model)
+        for epoch in epochs_seen:
+            model.prototypes.kernel.assign(kernel)
+            model.prototype_counts.assign(counts)
+            monitor.on_epoch_end(epoch, {})
+        return keras.ops.convert_to_numpy(model.prototypes.kernel)
+
+    resumed = revived([4])  # a run resumed at epoch 4: its first re-initialisation
+    np.testing.assert_array_equal(revived([2, 3, 4]), resumed)
+    assert np.abs(revived([3]) - resumed).max() > 0.01
+    np.testing.assert_array_equal(resumed[:, :3], kernel[:, :3])
 
 
 def test_needs_a_swav_model():
@@ -100,6 +130,7 @@ def test_needs_a_swav_model():
         ({"reinitialize_unused": 1}, TypeError,
          "`reinitialize_unused` must be a bool; received reinitialize_unused=1."),
         ({"noise": -1}, ValueError, "`noise` must be >= 0.0; received noise=-1."),
+        ({"seed": -1}, ValueError, "`seed` must be an integer >= 0; received seed=-1."),
         ({"rise_tolerance": -0.1}, ValueError,
          "`rise_tolerance` must be >= 0.0; received rise_tolerance=-0.1."),
     ],

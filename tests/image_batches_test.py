@@ -1,5 +1,6 @@
 """Tests of `ImageBatches`: full, reshuffled, reproducible batches without TensorFlow."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,6 +37,7 @@ def test_orders_change_per_epoch_and_replay_with_a_seed():
     data, twin = ImageBatches(images(), 10, seed=3), ImageBatches(images(), 10, seed=3)
     first = epoch(data)
     assert first == epoch(twin) and first != sorted(first)
+    data.on_epoch_begin()
     data.on_epoch_end()
     second = epoch(data)
     assert second != first and sorted(sum(second, [])) == list(range(50))
@@ -51,6 +53,7 @@ def test_set_epoch_skips_the_batches_a_resumed_run_has_done():
     full.set_epoch(2)
     resumed.set_epoch(2, skip=3)
     assert len(resumed) == 2 and epoch(resumed) == epoch(full)[3:]
+    resumed.on_epoch_begin()
     resumed.on_epoch_end()  # the next epoch is whole again
     full.set_epoch(3)
     assert len(resumed) == 5 and epoch(resumed) == epoch(full)
@@ -82,6 +85,56 @@ def test_rgb_images_keep_their_channels():
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         ImageBatches(**kwargs)
+
+
+class Logged(ImageBatches):
+    """Records the ids of every batch read within an epoch of `fit` (not the batches that
+    TensorFlow's adapter reads before, for their shapes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read, self.within = [], False
+
+    def on_epoch_begin(self):
+        super().on_epoch_begin()
+        self.within = True
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        self.within = False
+
+    def __getitem__(self, index):
+        batch = super().__getitem__(index)
+        if self.within:
+            self.read.append(ids(batch))
+        return batch
+
+
+class MeanSquare(keras.Model):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return keras.ops.mean(keras.ops.square(y_pred))
+
+
+def fit_reads(data, epochs):
+    """The batches `fit(data, epochs=epochs)` trains on, in order, on the active backend."""
+    inputs = keras.Input((4, 4, 1))
+    model = MeanSquare(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
+    model.compile(optimizer="sgd")
+    model(data[0])  # built: `fit` reads no batch to build it
+    model.fit(data, epochs=epochs, shuffle=False, verbose=0)  # as the recipe: no batch shuffle
+    return data.read
+
+
+def test_fit_serves_each_epochs_order_and_a_resumed_epochs_rest():
+    # `fit` calls `on_epoch_end` once before its first epoch too: that call must not move the
+    # order on, or a run resumed inside epoch 1 would train on epoch 2's first batches.
+    orders = [ImageBatches(images(), 10, seed=3) for _ in range(2)]
+    orders[1].set_epoch(1)
+    assert fit_reads(Logged(images(), 10, seed=3), epochs=2) == epoch(orders[0]) + epoch(
+        orders[1])
+    resumed = Logged(images(), 10, seed=3)
+    resumed.set_epoch(1, skip=3)
+    assert fit_reads(resumed, epochs=1) == epoch(orders[1])[3:]
 
 
 def test_drop_remainder_false_serves_every_image_in_order():

@@ -98,6 +98,23 @@ def test_interrupted_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert MidEpochBackupAndRestore(backup_dir).position() == (3, 0)
 
 
+def test_no_mid_epoch_backup_after_an_epochs_last_step(tmp_path):
+    # Killed after epoch 1's last step, before its end: the backup holds step 5 of 6, and the
+    # resume runs the last step and the epoch's end (a backup of step 6/6 could not).
+    reference = make_model()
+    reference.fit(dataset(), epochs=3, verbose=0)
+    backup_dir = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(make_model(), backup_dir, 3, every=1, extra=[StepInterrupt(2 * STEPS)])
+    assert MidEpochBackupAndRestore(backup_dir).position() == (1, STEPS - 1)
+    log = Log()
+    resumed = resumable_fit(make_model(), backup_dir, 3, every=1, extra=[log])
+    assert log.steps == [(1, 0)] + [(2, b) for b in range(STEPS)]
+    for w, r in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w),
+                                   keras.ops.convert_to_numpy(r), rtol=1e-5, atol=1e-6)
+
+
 def test_epoch_end_only_and_arguments(tmp_path):
     backup_dir = str(tmp_path / "backup")
     interrupted_fit(backup_dir, save_every_steps=0)

@@ -190,8 +190,10 @@ def test_assignment_monitor_counts_and_revives_the_first_head():
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     before = kernels(model)
     monitor = AssignmentMonitor(reinitialize_unused=True, verbose=0)
-    history = model.fit(_one_batch(crops), epochs=1, verbose=0, callbacks=[monitor])
-    counts = numpy(model.prototype_counts)
+    seen = keras.callbacks.LambdaCallback(  # the epoch's counts, before the monitor resets them
+        on_epoch_end=lambda *_: seen.__dict__.update(counts=numpy(model.prototype_counts)))
+    history = model.fit(_one_batch(crops), epochs=1, verbose=0, callbacks=[seen, monitor])
+    counts = seen.counts
     assert counts.shape == (40,) and counts.sum() == 8  # first assignment crop, first head
     won = counts > 0
     assert history.history["prototypes_won"] == [int(won.sum())]

@@ -33,7 +33,9 @@ class AssignmentMonitor(keras.callbacks.Callback):
     It reads the model's `prototype_counts` and `prototypes.kernel` (a `swav_keras.SwAV`) and
     the `loss`, `prototypes_used` and `assignment_entropy` logs. With several prototype heads
     the counts, and so the summary, warnings and re-initialisation, are the first head's; the
-    plateau is the mean of the heads' `ln(K)` (the loss is their mean).
+    plateau is the mean of the heads' `ln(K)` (the loss is their mean). The counts restart at
+    each epoch's end; list the callback before a `BackupAndRestore` so that the backup made at
+    an epoch's end holds the prototypes as re-initialised and the counts restarted.
 
     Args:
         collapse_fraction: float in (0, 1]; warn when fewer than this fraction of the
@@ -46,7 +48,8 @@ class AssignmentMonitor(keras.callbacks.Callback):
             Defaults to `False`.
         noise: float >= 0, scale of the noise added to a revived prototype.
             Defaults to `0.05`.
-        seed: int seed of the re-initialisation. Defaults to `0`.
+        seed: int >= 0, seed of the re-initialisation (with the epoch's index, so a resumed run
+            draws the same). Defaults to `0`.
         verbose: 0 or 1, print the per-epoch summary. Defaults to `1`.
 
     Example:
@@ -81,20 +84,17 @@ class AssignmentMonitor(keras.callbacks.Callback):
             )
         self.reinitialize_unused = reinitialize_unused
         self.noise = check_float("noise", noise, minimum=0.0)
-        self.seed = check_int("seed", seed)
+        self.seed = check_int("seed", seed, minimum=0)
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.warnings = []  # (epoch, message) of every warning given, for programs and tests
-        self._rng = np.random.default_rng(self.seed)
         self._previous_loss = None
 
-    def on_epoch_begin(self, epoch, logs=None):
-        counts = getattr(self.model, "prototype_counts", None)
-        if counts is None:
+    def on_train_begin(self, logs=None):
+        if getattr(self.model, "prototype_counts", None) is None:
             raise ValueError(
                 "AssignmentMonitor needs a swav_keras.SwAV model (with `prototype_counts`); "
                 f"received a {type(self.model).__name__}."
             )
-        counts.assign(np.zeros(tuple(counts.shape), "float32"))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -144,14 +144,18 @@ class AssignmentMonitor(keras.callbacks.Callback):
                 "AssignmentMonitor(reinitialize_unused=True).",
             )
         if self.reinitialize_unused and 0 < won < num_prototypes:
-            self._reinitialize(counts)
+            self._reinitialize(counts, epoch)
+        # Reset here, not when an epoch begins: the counts are model state, saved with a
+        # mid-epoch backup, and a run resumed inside an epoch goes on counting from them.
+        model.prototype_counts.assign(np.zeros(counts.shape, "float32"))
 
-    def _reinitialize(self, counts):
+    def _reinitialize(self, counts, epoch):
         kernel = keras.ops.convert_to_numpy(self.model.prototypes.kernel).copy()
         used = np.flatnonzero(counts > 0)
         unused = np.flatnonzero(counts == 0)
-        sources = self._rng.choice(used, size=unused.size, replace=True)
-        fresh = kernel[:, sources] + self.noise * self._rng.standard_normal(
+        rng = np.random.default_rng([self.seed, epoch])  # the same draw after a resume
+        sources = rng.choice(used, size=unused.size, replace=True)
+        fresh = kernel[:, sources] + self.noise * rng.standard_normal(
             (kernel.shape[0], unused.size)
         )
         kernel[:, unused] = fresh / np.linalg.norm(fresh, axis=0, keepdims=True)

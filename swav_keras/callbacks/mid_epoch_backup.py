@@ -32,9 +32,11 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     model.fit(dataset, epochs=epochs, callbacks=[backup])
     ```
 
-    (`recipes/pretrain.py` does exactly this.) The remaining batches come from a new pass over
-    the dataset, so with a shuffled dataset the rest of that epoch is a new random draw: the
-    step count, schedule and state continue exactly, the images of that one epoch do not.
+    (`recipes/pretrain.py` does exactly this.) The step count, schedule and state continue
+    exactly; the images do too where the input serves epoch `e` by its index (an
+    `ImageBatches` after `set_epoch(epoch, skip=steps_done)`), while `dataset.skip` on a
+    reshuffled tf.data pipeline makes the rest of that epoch a new random draw. No backup is
+    written after an epoch's last step: the epoch-end backup follows at once.
 
     A backup is one file, `latest.weights.h5`, holding the weights, the optimizer state and
     the position; it is written under another name and renamed into place, so a kill at any
@@ -170,7 +172,11 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps_done = self._offset + batch + 1
-        super().on_train_batch_end(batch, logs)
+        if self._should_save_on_batch(batch) and batch + 1 != (self.params or {}).get("steps"):
+            # Not after an epoch's last step: the epoch-end backup follows at once, and a kill
+            # between the two would leave a position (epoch, all its steps done) from which
+            # the epoch's end (its callbacks, the counts they reset) could not be replayed.
+            self._save_model()
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch, self._steps_done, self._offset = epoch + 1, 0, 0

@@ -18,7 +18,7 @@ class ImageBatches(keras.utils.PyDataset):
     the model trains. The last incomplete batch is dropped, since SwAV's Sinkhorn and queue
     want a constant batch size (`drop_remainder=False` keeps it, for features of every image).
     The order of epoch `e` depends only on `seed` and `e`, so a run resumed at an epoch
-    boundary sees the batches it would have seen.
+    boundary, or inside one after `set_epoch(e, skip)`, sees the batches it would have seen.
 
     Args:
         images: array `[N, H, W, C]` or `[N, H, W]` (a channel axis is added), raw pixels,
@@ -72,6 +72,7 @@ class ImageBatches(keras.utils.PyDataset):
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.epoch = 0
         self.skip = 0
+        self._begun = False
         self._order = self._new_order()
 
     def _new_order(self):
@@ -95,6 +96,7 @@ class ImageBatches(keras.utils.PyDataset):
                 f"`skip` must be less than the {full} batches of an epoch; received "
                 f"skip={skip}."
             )
+        self._begun = False
         self._order = self._new_order()
 
     def _batches_per_epoch(self):
@@ -111,5 +113,12 @@ class ImageBatches(keras.utils.PyDataset):
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         return self.images[rows]
 
+    def on_epoch_begin(self):
+        self._begun = True
+
     def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
+        # `fit` also calls this once before its first epoch (Keras 3.15's `EpochIterator.reset`):
+        # only an epoch that began moves the order on, so the first epoch of a `fit` serves the
+        # epoch and skip set last, and a resumed run sees the batches it would have seen.
+        if self._begun:
+            self.set_epoch(self.epoch + 1)
