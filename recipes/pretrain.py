@@ -262,6 +262,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     """`pretrain` once `own_folder` is locked for this process: everything is checked and
     built before the first file is written."""
     import keras
+    import numpy as np
 
     # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
     from swav_keras import backends, callbacks, data
@@ -324,18 +325,29 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # Processes draw different crops of their shares; the replicas of one tf.distribute
     # process share the layer's generator and move its seeds by their replica index.
     layer_seed = seed + spread.process_index
+
+    def batches(epoch, skip=0):
+        """Epoch `epoch`'s input from its batch `skip` on, made from `seed` and `epoch` alone:
+        a resumed epoch gets the batches (and tf.data crops) it would have had."""
+        if as_arrays:  # `ImageBatches`: the model makes the crops
+            return served_batches(images, batch_size, seed, epoch, skip)
+        # tf.data cannot seed a shuffle per epoch inside one pipeline: one pipeline per epoch.
+        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)
+        if config.augment_in_model:  # tf.data only shuffles and batches raw images
+            dataset = image_batches(images, batch_size, epoch_seed)
+        else:
+            dataset = data.multicrop_dataset(images, build_multicrop(config), batch_size,
+                                             seed=epoch_seed)
+        return dataset.skip(skip) if skip else dataset
+
     if as_arrays:
-        dataset = None  # `ImageBatches` per fit below, at the epoch (and batch) it starts from
         first_images = images[:batch_size]
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
     elif config.augment_in_model:
-        # tf.data only shuffles and batches raw images; the model makes the crops.
-        dataset = image_batches(images, batch_size, seed)
-        (first_images,) = next(iter(dataset.take(1)))
+        (first_images,) = next(iter(batches(0).take(1)))
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
     else:
-        dataset = data.multicrop_dataset(images, build_multicrop(config), batch_size, seed=seed)
-        (first_batch,) = next(iter(dataset.take(1)))
+        (first_batch,) = next(iter(batches(0).take(1)))
     with spread.scope():
         encoder, chosen = with_conv_implementation(build_encoder(config, info),
                                                    conv_implementation)
@@ -378,27 +390,17 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     fit_callbacks += list(extra_callbacks)
     fit = dict(epochs=config.epochs, shuffle=False, verbose=verbose if chief else 0)
     history = {}
-
-    def batches(epoch, skip=0):
-        """The input of a `fit` that starts at `epoch`, after its first `skip` batches."""
-        if not as_arrays:
-            return dataset.skip(skip) if skip else dataset
-        return served_batches(images, batch_size, seed, epoch, skip)
-
-    if steps_done and epoch < config.epochs:
-        # An epoch was interrupted after a mid-epoch backup: run only its remaining batches.
-        if chief and verbose:
-            print(f"Resuming epoch {epoch + 1}/{config.epochs} after its step "
-                  f"{steps_done}/{steps_per_epoch}.")
-        partial = model.fit(batches(epoch, steps_done), **fit,
-                            callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
-        history = dict(partial.history)
-    if started < config.epochs:
-        rest = model.fit(batches(started), **fit,
-                         callbacks=fit_callbacks)
-        for name, values in rest.history.items():
+    if steps_done and epoch < config.epochs and chief and verbose:
+        print(f"Resuming epoch {epoch + 1}/{config.epochs} after its step "
+              f"{steps_done}/{steps_per_epoch}.")
+    # One `fit` per epoch, each on its own epoch's input (`batches`); an interrupted epoch
+    # runs only its remaining batches.
+    for e in range(epoch, config.epochs):
+        run = model.fit(batches(e, steps_done if e == epoch else 0), initial_epoch=e, **fit,
+                        callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
+        for name, values in run.history.items():
             history[name] = history.get(name, []) + values
-    elif not history:
+    if epoch >= config.epochs:
         # Nothing left to train (a finished run started again): without `fit` no callback
         # restores the trained weights, and the files below would hold a fresh model's
         # (without a backup, `restore` leaves the model as it is).

@@ -4,11 +4,11 @@ import os
 import subprocess
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
 from examples import undo_determinism
+from weights_file import arrays_of
 
 import swav_keras
 
@@ -45,17 +45,9 @@ def test_enable_determinism_sets_the_backend_switches(restore_determinism):
         assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"]
 
 
-def _weights(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
-
 # JAX compiles the step for 40 s a run here, and its CPU kernels are deterministic already.
 @pytest.mark.skipif(BACKEND == "jax", reason="slow to compile; nothing to switch on CPU")
-def test_two_deterministic_recipe_runs_give_equal_weights(tmp_path):
+def test_two_deterministic_recipe_runs_give_equalarrays_of(tmp_path):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
     runs = [subprocess.Popen(
         [sys.executable, "-m", "recipes.pretrain", "--config=fashion_mnist", "--deterministic",
@@ -67,7 +59,7 @@ def test_two_deterministic_recipe_runs_give_equal_weights(tmp_path):
     for run in runs:
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output.decode()[-3000:]
-    a, b = (_weights(tmp_path / run / "backup" / "latest.weights.h5") for run in ("a", "b"))
+    a, b = (arrays_of(tmp_path / run / "backup" / "latest.weights.h5") for run in ("a", "b"))
     assert sorted(a) == sorted(b) and len(a) > 20
     step = [name for name in a if a[name].dtype.kind == "i" and a[name].shape == ()]
     assert any(int(a[name]) == 4 for name in step)  # the 4 steps were taken

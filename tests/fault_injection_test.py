@@ -7,16 +7,16 @@ import signal
 import subprocess
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
+from weights_file import arrays_of
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, STEPS = 3, 8  # 512 images in batches of 64
 FLAGS = [
-    "--config=fashion_mnist", "--deterministic", "--augment_in_model", "--train_examples=512",
+    "--config=fashion_mnist", "--deterministic", "--train_examples=512",
     "--batch_size=64", f"--epochs={EPOCHS}", "--width=4", "--hidden_dim=16",
     "--projection_dim=8", "--num_prototypes=8", "--warmup_epochs=0",
     "--knn_monitor_examples=0", "--precise_bn_examples=0", "--backup_every_steps=1",
@@ -30,30 +30,26 @@ KILLS = ["replace:1", "replace:2", "replace:4", "time:0.5", "replace:3", "replac
          "time:1.5", "replace:7", "replace:13", "replace:10", ""]
 
 
-def _start(workdir, kill):
+def _start(workdir, kill, inputs):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     return subprocess.Popen(
         [sys.executable, os.path.join("tests", "killed_run.py"), *FLAGS,
-         f"--workdir={workdir}", f"--kill={kill}"],
+         f"--augment_in_model={inputs == 'in_model'}", f"--workdir={workdir}",
+         f"--kill={kill}"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return arrays
 
 
 # One backend: the recipe's files and resume logic are the same on each, and every attempt
 # starts a program (about 10 s here); torch starts and steps fastest on this CPU.
+# The two inputs: tf.data makes the crops (the default), or the model does from an
+# `ImageBatches` (`--augment_in_model`).
 @pytest.mark.skipif(BACKEND != "torch", reason="runs once, under the torch backend")
-def test_killed_anywhere_and_rerun_ends_as_an_uninterrupted_run(tmp_path):
-    reference = _start(tmp_path / "reference", "")  # beside the killed runs: two cores
+@pytest.mark.parametrize("inputs", ["tf_data", "in_model"])
+def test_killed_anywhere_and_rerun_ends_as_an_uninterrupted_run(tmp_path, inputs):
+    reference = _start(tmp_path / "reference", "", inputs)  # beside the killed runs
     workdir, killed, outputs = tmp_path / "killed", 0, []
     for kill in KILLS:
-        run = _start(workdir, kill)
+        run = _start(workdir, kill, inputs)
         output = run.communicate(timeout=600)[0].decode()
         outputs.append(f"--kill={kill} -> {run.returncode}\n{output[-1500:]}")
         if run.returncode == 0:
@@ -65,8 +61,8 @@ def test_killed_anywhere_and_rerun_ends_as_an_uninterrupted_run(tmp_path):
     output = reference.communicate(timeout=600)[0].decode()
     assert reference.returncode == 0, output[-3000:]
 
-    a = _arrays(tmp_path / "reference" / "backup" / "latest.weights.h5")
-    b = _arrays(workdir / "backup" / "latest.weights.h5")
+    a = arrays_of(tmp_path / "reference" / "backup" / "latest.weights.h5")
+    b = arrays_of(workdir / "backup" / "latest.weights.h5")
     assert sorted(a) == sorted(b) and len(a) > 20
     counters = [name for name in a if a[name].dtype.kind == "i" and a[name].shape == ()]
     assert sorted(int(b[name]) for name in counters).count(EPOCHS * STEPS) >= 2, log

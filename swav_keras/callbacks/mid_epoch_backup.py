@@ -34,9 +34,10 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     (`recipes/pretrain.py` does exactly this.) The step count, schedule and state continue
     exactly; the images do too where the input serves epoch `e` by its index (an
-    `ImageBatches` after `set_epoch(epoch, skip=steps_done)`), while `dataset.skip` on a
-    reshuffled tf.data pipeline makes the rest of that epoch a new random draw. No backup is
-    written after an epoch's last step: the epoch-end backup follows at once.
+    `ImageBatches` after `set_epoch(epoch, skip=steps_done)`, or a tf.data pipeline built for
+    that epoch and seeded by it, as the recipe does), while `dataset.skip` on one reshuffled
+    tf.data pipeline makes the rest of that epoch a new random draw. No backup is written
+    after an epoch's last step: the epoch-end backup follows at once.
 
     A backup is one file, `latest.weights.h5`, holding the weights, the optimizer state and
     the position; it is written under another name and renamed into place, so a kill at any
