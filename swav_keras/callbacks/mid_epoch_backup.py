@@ -32,8 +32,8 @@ class MidEpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     model.fit(dataset, epochs=epochs, callbacks=[backup])
     ```
 
-    (`recipes/pretrain.py` does exactly this.) The step count, schedule and state continue
-    exactly; the images do too where the input serves epoch `e` by its index (an
+    (`recipes/pretrain.py` does this, with one `fit` per epoch.) The step count, schedule and
+    state continue exactly; the images do too where the input serves epoch `e` by its index (an
     `ImageBatches` after `set_epoch(epoch, skip=steps_done)`, or a tf.data pipeline built for
     that epoch and seeded by it, as the recipe does), while `dataset.skip` on one reshuffled
     tf.data pipeline makes the rest of that epoch a new random draw. No backup is written
