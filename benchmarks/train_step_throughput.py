@@ -31,6 +31,7 @@ Command (2 CPU cores, about 6 minutes; add the im2col row for JAX, about 4 more)
     python -m benchmarks.train_step_throughput --backends=tensorflow --batch_size=128 \
         --width=32 --dtype_policies=float32,mixed_bfloat16 --nopipeline
     python -m benchmarks.train_step_throughput --determinism=off,on --nopipeline
+    python -m benchmarks.train_step_throughput --non_finite_guard=off,on --nopipeline
 
 Figures are recorded in `benchmarks/RESULTS.md`.
 """
@@ -73,6 +74,11 @@ flags.DEFINE_list(
     "`swav_keras.enable_determinism()` (what the recipes' --deterministic calls), one after "
     "the other.",
 )
+flags.DEFINE_list(
+    "non_finite_guard", ["on"],
+    "`on` and/or `off`: the step as `SwAV.compile` sets it up (the optimizer inside a "
+    "`SkipNonFiniteOptimizer`), or with the bare optimizer; side by side in each process.",
+)
 flags.DEFINE_bool("pipeline", True, "Also time the multi-crop input pipeline (one thread).")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")
 
@@ -106,7 +112,7 @@ def measure():
     )
     dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
 
-    def compiled(model_class, conv, policy):
+    def compiled(model_class, conv, policy, guard):
         keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
         encoder, chosen = with_conv_implementation(
@@ -117,6 +123,8 @@ def measure():
             encoder, projection_dim=64, hidden_dim=512, num_prototypes=FLAGS.num_prototypes
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        if guard == "off":  # before the first step builds the training function
+            model.optimizer = model.optimizer.inner_optimizer
         keras.mixed_precision.set_global_policy("float32")
         model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
         return label, model
@@ -127,8 +135,8 @@ def measure():
         return (time.perf_counter() - start) / FLAGS.steps
 
     # The variants alternate, so that drifts of the machine hit all alike; medians.
-    variants = [(conv, policy) for conv in FLAGS.conv_implementations
-                for policy in FLAGS.dtype_policies]
+    variants = [(conv, policy, guard) for conv in FLAGS.conv_implementations
+                for policy in FLAGS.dtype_policies for guard in FLAGS.non_finite_guard]
     models = {variant: compiled(SwAV, *variant) for variant in variants}
     models["trivial"] = compiled(TrivialLossSwAV, *variants[0])
     times = {name: [] for name in models}
@@ -141,7 +149,8 @@ def measure():
         full = float(np.median(times[variant]))
         rows.append({
             "conv": models[variant][0],
-            "policy": variant[1],
+            "policy": variant[1] + (f" guard:{variant[2]}" if len(FLAGS.non_finite_guard) > 1
+                                    else ""),
             "images_per_s": batch / full,
             "seconds_per_step": full,
             "step_spread": (min(times[variant]) / full, max(times[variant]) / full),
@@ -172,6 +181,11 @@ def main(argv):
         raise app.UsageError(
             f"--determinism takes off and/or on; received {','.join(FLAGS.determinism)!r}."
         )
+    guards = FLAGS.non_finite_guard
+    if not set(guards) <= {"off", "on"} or not guards or len(set(guards)) != len(guards):
+        raise app.UsageError(
+            f"--non_finite_guard takes off and/or on; received {','.join(guards)!r}."
+        )
     if FLAGS.worker:
         children.report(measure())
         return
@@ -195,6 +209,7 @@ def main(argv):
                 ("batch_size", "steps", "rounds", "warmup_steps", "width", "num_prototypes")]
         args.append(f"--conv_implementations={','.join(FLAGS.conv_implementations)}")
         args.append(f"--dtype_policies={','.join(FLAGS.dtype_policies)}")
+        args.append(f"--non_finite_guard={','.join(FLAGS.non_finite_guard)}")
         for mode in FLAGS.determinism:
             try:
                 result = children.run("benchmarks.train_step_throughput", backend,
@@ -210,14 +225,14 @@ def main(argv):
     versions = _versions()
     print(f"versions: {versions}")
     best = max(row["images_per_s"] for r in results for row in r["rows"])
-    print(f"{'backend':<18} {'conv':<11} {'policy':<15} {'images/s':>9} {'s/step':>8} "
+    print(f"{'backend':<18} {'conv':<11} {'policy':<24} {'images/s':>9} {'s/step':>8} "
           f"{'spread':>12} {'of ceiling':>10} {'vs best':>8} {'Sinkhorn+loss':>13}")
     for r in results:
         for row in r["rows"]:
             low, high = row["step_spread"]
             share = row["sinkhorn_loss_share"]
             print(
-                f"{r['backend']:<18} {row['conv']:<11} {row['policy']:<15} "
+                f"{r['backend']:<18} {row['conv']:<11} {row['policy']:<24} "
                 f"{row['images_per_s']:9.1f} "
                 f"{row['seconds_per_step']:8.3f} {low:5.2f}-{high:4.2f}x "
                 f"{format(row['images_per_s'] / ceiling, '10.1%') if ceiling else '-':>10} "

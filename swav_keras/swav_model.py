@@ -14,6 +14,7 @@ from swav_keras.layers.projection_head import ProjectionHead
 from swav_keras.layers.prototypes import Prototypes
 from swav_keras.layers.sync_batch_normalization import synchronize_batch_normalization
 from swav_keras.multi_worker_fit import MultiWorkerFit
+from swav_keras.optimizers.skip_non_finite import SkipNonFiniteOptimizer
 from swav_keras.swav_loss import assignment_codes, check_crops_for_assign, swapped_prediction
 from swav_keras.validation import check_float, check_int, check_int_sequence
 
@@ -43,9 +44,10 @@ class SwAV(MultiWorkerFit, keras.Model):
     The training step is Keras's own on every backend: the model overrides `compute_loss`
     only. Its state (step counter, queue) lives in non-trainable variables, so checkpoints
     restore it. Under a mixed precision policy the encoder runs in float16 or bfloat16 while the
-    head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf gets a zero
-    gradient and `fit` raises a `ValueError` naming the step (see `TerminateOnNonFinite`,
-    added to `fit`'s callbacks automatically).
+    head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf changes
+    nothing (weights, optimizer state, BatchNorm statistics: `compile` wraps the optimizer in a
+    `SkipNonFiniteOptimizer`) and `fit` raises a `ValueError` naming the step (see
+    `TerminateOnNonFinite`, added to `fit`'s callbacks automatically).
 
     Logged metrics besides `loss`: `prototypes_used`, the number of prototypes that are the
     best match of at least one sample of the batch (first assignment crop), and
@@ -237,8 +239,12 @@ class SwAV(MultiWorkerFit, keras.Model):
             A dict with `"embeddings"` (list of `[B, projection_dim]`, one per crop),
             `"scores"` (with an int `num_prototypes`: list of `[B, K]`, one per crop; with a
             sequence: one such list per head, `scores[h][crop]` of shape `[B, K_h]`) and
-            `"non_finite"` (boolean scalar: some input held NaN or Inf).
+            `"non_finite"` (boolean scalar: some input held NaN or Inf); when training, also
+            `"statistics_before"`, the BatchNorm statistics as they were before this call.
         """
+        statistics_before = None
+        if training:  # copies: a step whose input holds NaN or Inf puts them back
+            statistics_before = [ops.copy(ops.convert_to_tensor(v)) for v in self._statistics()]
         if self.augmentation is not None:
             inputs = self.augmentation(_images_of(inputs))
         crops = [ops.cast(c, self.compute_dtype) for c in crops_as_list(inputs)]
@@ -262,11 +268,20 @@ class SwAV(MultiWorkerFit, keras.Model):
             ops.split(head(embeddings, frozen=frozen), num_crops, axis=0)
             for head in self.prototype_heads()
         ]
-        return {
+        outputs = {
             "embeddings": ops.split(embeddings, num_crops, axis=0),
             "scores": scores if self._several_heads() else scores[0],
             "non_finite": non_finite,
         }
+        if statistics_before is not None:
+            outputs["statistics_before"] = statistics_before
+        return outputs
+
+    def _statistics(self):
+        """The encoder's and head's non-trainable float variables: BatchNorm statistics."""
+        variables = self.encoder.non_trainable_variables
+        variables += self.projection_head.non_trainable_variables
+        return [v for v in variables if "float" in str(v.dtype)]
 
     def prototype_heads(self):
         """The `Prototypes` layers, one per head: `[model.prototypes, *model.extra_prototypes]`."""
@@ -311,13 +326,16 @@ class SwAV(MultiWorkerFit, keras.Model):
         if extra_losses:
             # Regularisers and `add_loss` terms, summed as by Keras's own `compute_loss`.
             loss = loss + sum(ops.sum(ops.cast(term, "float32")) for term in extra_losses)
-        # A batch with NaN/Inf: zero gradient (the crops were zeroed in `call`), NaN loss.
-        loss = ops.where(non_finite, ops.zeros_like(loss), loss)
-        loss = loss + ops.stop_gradient(ops.where(non_finite, float("nan"), 0.0))
+        # A batch with NaN/Inf (its crops zeroed in `call`): NaN loss and gradients, so the
+        # `SkipNonFiniteOptimizer` that `compile` installs skips the step.
+        loss = loss * ops.where(non_finite, float("nan"), 1.0)
 
         won = self._track_assignments(head_scores[0][self.crops_for_assign[0]], adapter)
         if training:
             adapter.synchronize_gradients(self.trainable_variables)
+            if "statistics_before" in y_pred:  # the BatchNorm statistics as before the batch
+                for variable, before in zip(self._statistics(), y_pred["statistics_before"]):
+                    variable.assign(ops.where(non_finite, before, ops.convert_to_tensor(variable)))
             self.prototype_counts.assign(
                 ops.convert_to_tensor(self.prototype_counts)
                 + ops.where(non_finite, ops.zeros_like(won), won)
@@ -401,7 +419,13 @@ class SwAV(MultiWorkerFit, keras.Model):
                 "breaks in Keras's ZeroPadding2D -> ops.pad -> auto_name) and no step finishes; "
                 "for speed under torch use swav_keras.layers.to_native_layers(encoder)."
             )
-        return super().compile(*args, **kwargs)
+        super().compile(*args, **kwargs)
+        # A step whose input or loss is NaN or Inf changes nothing (under mixed_float16,
+        # Keras's LossScaleOptimizer, already in place, skips it).
+        if self.optimizer is not None and not isinstance(
+            self.optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            self.optimizer = SkipNonFiniteOptimizer(self.optimizer)
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with a `TerminateOnNonFinite` callback added if none is given."""

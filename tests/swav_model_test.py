@@ -162,20 +162,48 @@ def test_loss_decreases_on_learnable_data():
     assert losses[-1] < losses[0] - 0.1, losses
 
 
-def test_non_finite_input_fails_fast_with_step():
+class StateAfter(keras.callbacks.Callback):
+    """The model's weights and optimizer variables after training step `step`."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.state = step, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.step:
+            if hasattr(self.model, "jax_state_sync"):
+                self.model.jax_state_sync()  # JAX keeps the state off the model mid-epoch
+            self.state = state_of(self.model)
+
+
+def state_of(model):
+    variables = model.weights + model.optimizer.variables
+    return {v.path: keras.ops.convert_to_numpy(v).copy() for v in variables}
+
+
+def test_non_finite_input_fails_fast_with_step_and_changes_nothing():
     crops = [np.array(c) for c in random_crops(batch=32)]
     crops[2][20, 1, 1, 0] = np.nan  # batch 3 (of 8 images each), third crop
     ds = tf.data.Dataset.from_tensor_slices(tuple(crops)).batch(8).map(lambda *c: (c,))
     model = make_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    # Momentum and weight decay: a zeroed gradient would still move weights and state.
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.01))
+    assert type(model.optimizer).__name__ == "SkipNonFiniteOptimizer"
+    after_step_2 = StateAfter(2)
     with pytest.raises(ValueError) as info:
-        model.fit(ds, epochs=2, verbose=0, shuffle=False)
+        model.fit(ds, epochs=2, verbose=0, shuffle=False, callbacks=[after_step_2])
     assert str(info.value).startswith(
-        "The input crops of training step 3 (epoch 1, batch 3) hold NaN or Inf values."
+        "The input crops of training step 3 (epoch 1, batch 3) hold NaN or Inf values. "
+        "That step changed nothing and training stopped"
     )
-    assert np.all(np.isfinite(kernel(model)))
-    for w in model.weights:
-        assert np.all(np.isfinite(keras.ops.convert_to_numpy(w))), w.path
+    # Weights, BatchNorm statistics, momentum, iterations: as after step 2; the model's own
+    # counters (step, the bad step's index) move on.
+    now = state_of(model)
+    moved = [p for p in now if not np.array_equal(now[p], after_step_2.state[p])]
+    assert sorted(moved) == sorted(
+        v.path for v in (model.step, model.non_finite_input_step)), moved
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+    assert any("moving_variance" in p for p in now)
 
 
 def test_get_config_round_trip_and_saving(tmp_path):

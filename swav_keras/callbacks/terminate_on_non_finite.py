@@ -12,7 +12,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     Keras's `TerminateOnNaN` stops quietly (or with a `RuntimeError` naming the batch only).
     This callback fails fast with the step number (counted from 1 over the whole training),
     and, with a `SwAV` model, says whether the step's input crops held NaN or Inf (such a step
-    gets a zero gradient) or training itself diverged. It raises before the epoch's checkpoint
+    changes nothing) or training itself diverged. It raises before the epoch's checkpoint
     is written, so what was saved before stays intact. `SwAV.fit` adds one automatically.
 
     Example:
@@ -47,7 +47,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
             step = int(keras.ops.convert_to_numpy(bad_step.value)) + 1
             raise ValueError(
                 f"The input crops of training step {step} ({where}) hold NaN or Inf values. "
-                "Their gradient was zeroed and training stopped; check the dataset (decoding, "
+                "That step changed nothing and training stopped; check the dataset (decoding, "
                 "normalisation, augmentation) for non-finite values."
             )
         step = getattr(model, "step", None)

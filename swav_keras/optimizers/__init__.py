@@ -2,5 +2,6 @@
 
 from swav_keras.optimizers.lars import LARS
 from swav_keras.optimizers.schedules import warmup_cosine_decay
+from swav_keras.optimizers.skip_non_finite import SkipNonFiniteOptimizer
 
-__all__ = ["LARS", "warmup_cosine_decay"]
+__all__ = ["LARS", "SkipNonFiniteOptimizer", "warmup_cosine_decay"]
