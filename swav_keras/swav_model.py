@@ -44,9 +44,10 @@ class SwAV(MultiWorkerFit, keras.Model):
     The training step is Keras's own on every backend: the model overrides `compute_loss`
     only. Its state (step counter, queue) lives in non-trainable variables, so checkpoints
     restore it. Under a mixed precision policy the encoder runs in float16 or bfloat16 while the
-    head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf changes
-    nothing (weights, optimizer state, BatchNorm statistics: `compile` wraps the optimizer in a
-    `SkipNonFiniteOptimizer`) and `fit` raises a `ValueError` naming the step (see
+    head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf, or whose
+    loss overflows, changes nothing (weights, optimizer state, BatchNorm statistics, queue:
+    `compile` wraps the optimizer in a `SkipNonFiniteOptimizer`) and `fit` raises a
+    `ValueError` naming the step (see
     `TerminateOnNonFinite`, added to `fit`'s callbacks automatically).
 
     Logged metrics besides `loss`: `prototypes_used`, the number of prototypes that are the
@@ -300,10 +301,6 @@ class SwAV(MultiWorkerFit, keras.Model):
         del x, y, sample_weight
         scores, embeddings = y_pred["scores"], y_pred["embeddings"]
         adapter = backends.active()
-        # Global over replicas: one replica's bad batch stops the whole step.
-        non_finite = ops.greater(
-            adapter.all_reduce_sum(ops.cast(y_pred["non_finite"], "float32")), 0.0
-        )
         step = ops.convert_to_tensor(self.step)
         use_queue = None
         if self.queue is not None:
@@ -326,23 +323,31 @@ class SwAV(MultiWorkerFit, keras.Model):
         if extra_losses:
             # Regularisers and `add_loss` terms, summed as by Keras's own `compute_loss`.
             loss = loss + sum(ops.sum(ops.cast(term, "float32")) for term in extra_losses)
-        # A batch with NaN/Inf (its crops zeroed in `call`): NaN loss and gradients, so the
-        # `SkipNonFiniteOptimizer` that `compile` installs skips the step.
-        loss = loss * ops.where(non_finite, float("nan"), 1.0)
+        # Global over replicas: one replica's bad batch (input, or a loss that overflowed)
+        # skips the whole step.
+        bad = adapter.all_reduce_sum(ops.stack([
+            ops.cast(y_pred["non_finite"], "float32"),
+            ops.cast(ops.logical_not(ops.isfinite(loss)), "float32"),
+        ]))
+        non_finite = ops.greater(bad[0], 0.0)
+        skipped = ops.greater(ops.sum(bad), 0.0)
+        # A batch with NaN/Inf (its crops zeroed in `call`) or a loss that overflowed: NaN
+        # loss and gradients, so the `SkipNonFiniteOptimizer` that `compile` installs skips it.
+        loss = loss * ops.where(skipped, float("nan"), 1.0)
 
         won = self._track_assignments(head_scores[0][self.crops_for_assign[0]], adapter)
         if training:
             adapter.synchronize_gradients(self.trainable_variables)
             if "statistics_before" in y_pred:  # the BatchNorm statistics as before the batch
                 for variable, before in zip(self._statistics(), y_pred["statistics_before"]):
-                    variable.assign(ops.where(non_finite, before, ops.convert_to_tensor(variable)))
+                    variable.assign(ops.where(skipped, before, ops.convert_to_tensor(variable)))
             self.prototype_counts.assign(
                 ops.convert_to_tensor(self.prototype_counts)
-                + ops.where(non_finite, ops.zeros_like(won), won)
+                + ops.where(skipped, ops.zeros_like(won), won)
             )
             if self.queue is not None:
                 active = ops.logical_and(
-                    ops.greater_equal(step, self.queue_start_step), ops.logical_not(non_finite)
+                    ops.greater_equal(step, self.queue_start_step), ops.logical_not(skipped)
                 )
                 self.queue.push([embeddings[i] for i in self.crops_for_assign], active=active)
             first_bad = ops.logical_and(
@@ -420,8 +425,9 @@ class SwAV(MultiWorkerFit, keras.Model):
                 "for speed under torch use swav_keras.layers.to_native_layers(encoder)."
             )
         super().compile(*args, **kwargs)
-        # A step whose input or loss is NaN or Inf changes nothing (under mixed_float16,
-        # Keras's LossScaleOptimizer, already in place, skips it).
+        # A step whose input or loss is NaN or Inf changes no weight or optimizer state (under
+        # mixed_float16, Keras's LossScaleOptimizer, already in place, skips it);
+        # `compute_loss` puts back the BatchNorm statistics, queue and prototype counts.
         if self.optimizer is not None and not isinstance(
             self.optimizer, keras.optimizers.LossScaleOptimizer
         ):

@@ -111,3 +111,14 @@ def test_checkpoints_hold_the_inner_state_once_and_load_both_ways(tmp_path):
         names = []
         f.visit(names.append)
     assert "optimizer/vars/0" in names and not any("inner_optimizer" in n for n in names)
+
+
+def test_apply_to_the_variables_it_was_built_with():
+    optimizer = SkipNonFiniteOptimizer(keras.optimizers.SGD(0.1))
+    weight = keras.Variable(np.array([1.0, 2.0], "float32"))
+    optimizer.build([weight])
+    optimizer.apply([keras.ops.array([1.0, 1.0])])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), [0.9, 1.9], rtol=1e-6)
+    optimizer.apply([keras.ops.array([float("nan"), 1.0])])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), [0.9, 1.9], rtol=1e-6)
+

@@ -9,11 +9,12 @@ import tensorflow as tf
 from swav_keras import SwAV, sinkhorn
 
 
-def tiny_encoder(channels=1, width=8, seed=0, kernel_regularizer=None):
+def tiny_encoder(channels=1, width=8, seed=0, kernel_regularizer=None, activity_regularizer=None):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((None, None, channels))
     x = keras.layers.Conv2D(
-        width, 3, padding="same", kernel_regularizer=kernel_regularizer, name="conv"
+        width, 3, padding="same", kernel_regularizer=kernel_regularizer,
+        activity_regularizer=activity_regularizer, name="conv",
     )(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
@@ -181,11 +182,14 @@ def state_of(model):
     return {v.path: keras.ops.convert_to_numpy(v).copy() for v in variables}
 
 
-def test_non_finite_input_fails_fast_with_step_and_changes_nothing():
+# A NaN input; a finite input whose loss overflows (the activity regulariser squares 1e38).
+@pytest.mark.parametrize("bad", [np.nan, 1e38])
+def test_a_non_finite_step_fails_fast_with_its_number_and_changes_nothing(bad):
     crops = [np.array(c) for c in random_crops(batch=32)]
-    crops[2][20, 1, 1, 0] = np.nan  # batch 3 (of 8 images each), third crop
+    crops[2][20, 1, 1, 0] = bad  # batch 3 (of 8 images each), third crop
     ds = tf.data.Dataset.from_tensor_slices(tuple(crops)).batch(8).map(lambda *c: (c,))
-    model = make_model()
+    model = SwAV(tiny_encoder(activity_regularizer="l2"), projection_dim=8, hidden_dim=16,
+                 num_prototypes=12, queue_length=16)
     # Momentum and weight decay: a zeroed gradient would still move weights and state.
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.01))
     assert type(model.optimizer).__name__ == "SkipNonFiniteOptimizer"
@@ -194,16 +198,18 @@ def test_non_finite_input_fails_fast_with_step_and_changes_nothing():
         model.fit(ds, epochs=2, verbose=0, shuffle=False, callbacks=[after_step_2])
     assert str(info.value).startswith(
         "The input crops of training step 3 (epoch 1, batch 3) hold NaN or Inf values. "
-        "That step changed nothing and training stopped"
+        "That step changed nothing and training stopped" if np.isnan(bad) else
+        "The loss became nan at training step 3 (epoch 1, batch 3): training diverged."
     )
-    # Weights, BatchNorm statistics, momentum, iterations: as after step 2; the model's own
-    # counters (step, the bad step's index) move on.
+    # Weights, BatchNorm statistics, queue, prototype counts, momentum, iterations: as after
+    # step 2; the model's own counters (step, the bad input's step) move on.
     now = state_of(model)
     moved = [p for p in now if not np.array_equal(now[p], after_step_2.state[p])]
-    assert sorted(moved) == sorted(
-        v.path for v in (model.step, model.non_finite_input_step)), moved
+    counters = (model.step, model.non_finite_input_step) if np.isnan(bad) else (model.step,)
+    assert sorted(moved) == sorted(v.path for v in counters), moved
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
     assert any("moving_variance" in p for p in now)
+    assert int(keras.ops.convert_to_numpy(model.queue.filled)) == 16  # 2 steps x 8
 
 
 def test_get_config_round_trip_and_saving(tmp_path):

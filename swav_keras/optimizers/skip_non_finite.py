@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from swav_keras import backends
+
 
 @keras.saving.register_keras_serializable(package="swav_keras")
 class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
@@ -16,7 +18,10 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
     Keras's dynamic `LossScaleOptimizer` skips such steps already).
 
     It is Keras's `LossScaleOptimizer` with the loss scale fixed at 1: the same skip on every
-    backend (a `cond` in the step, across replicas under `tf.distribute`), without scaling.
+    backend, without scaling; a gradient that is not finite on any replica skips the step on
+    all of them. Set the inner optimizer up before wrapping it (`model.optimizer.inner_optimizer`
+    after `SwAV.compile`): the wrapper passes on `learning_rate`, `iterations` and
+    `exclude_from_weight_decay` only.
     Checkpoints hold the inner optimizer's state once, in its own layout: a run saved with
     the bare optimizer resumes with the wrapper, and the other way round.
     Use it where an occasional bad batch must cost one step, not the run; pair it with a
@@ -65,8 +70,16 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
             optimizer_variables[own:], grads, trainable_variables)
         return new_trainable, list(optimizer_variables[:own]) + list(new_inner)
 
-    def _stateless_handle_non_finite_grads(self, optimizer_variables, trainable_variables):
-        return trainable_variables, list(optimizer_variables)
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        if not self.built:
+            return super().stateless_apply(optimizer_variables, grads, trainable_variables)
+        # The step on zeroed gradients, then the old values where they were not finite. The
+        # parent's `lax.cond` compiled a LARS step differently: 1e-5 off the bare one in 8 steps.
+        finite = self.check_finite(grads)
+        new_trainable, new_state = self._stateless_handle_finite_grads(
+            optimizer_variables, _zeroed(grads, finite), trainable_variables)
+        return _kept(finite, new_trainable, trainable_variables), _kept(
+            finite, new_state, optimizer_variables)
 
     def _tf_apply(self, grads, trainable_variables=None):
         import tensorflow as tf
@@ -77,13 +90,14 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
         # gradients were not finite. The parent's `tf.cond` rounded a LARS step differently
         # from run to run (one ulp in a norm), which broke `enable_determinism()`.
         finite = self.check_finite(grads)
-        grads = [g if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in grads]
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(trainable_variables)
-        state = list(trainable_variables) + list(self.inner_optimizer.variables)
+        state = list(self.inner_optimizer.variables) + list(
+            self.inner_optimizer._trainable_variables if trainable_variables is None
+            else trainable_variables)
         before = [ops.copy(v.value) for v in state]  # snapshots, not aliases
-        self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
-        for variable, value in zip(state, before):
+        self.inner_optimizer.apply(_zeroed(grads, finite), trainable_variables)
+        for variable, value in zip(state, before, strict=True):
             variable.assign(ops.where(finite, variable, value))
 
     def _common_apply(self, grads, trainable_variables=None):
@@ -97,7 +111,15 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
 
     def check_finite(self, grads):
         finite = [ops.all(ops.isfinite(g)) for g in grads if g is not None]
-        return ops.all(ops.stack(finite)) if finite else ops.convert_to_tensor(True)
+        if not finite:
+            return ops.convert_to_tensor(True)
+        # Summed over replicas (gradients are checked before they are): all take one branch.
+        bad = ops.cast(ops.logical_not(ops.all(ops.stack(finite))), "float32")
+        return ops.equal(backends.active().all_reduce_sum(bad), 0.0)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """The inner optimizer's `exclude_from_weight_decay`."""
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
 
     # Saved as the inner optimizer alone (the scale is fixed): a checkpoint holds its state
     # once, in the layout of the bare optimizer, so the two load each other's checkpoints.
@@ -122,3 +144,11 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
         inner = keras.saving.deserialize_keras_object(
             config.pop("inner_optimizer"), custom_objects=custom_objects)
         return cls(inner, **config)
+
+
+def _zeroed(grads, finite):
+    return [g if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in grads]
+
+
+def _kept(finite, new, old):
+    return [ops.where(finite, n, o) for n, o in zip(new, old, strict=True)]
