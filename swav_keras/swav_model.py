@@ -47,8 +47,8 @@ class SwAV(MultiWorkerFit, keras.Model):
     head, prototypes, Sinkhorn and loss run in float32. A batch holding NaN or Inf, or whose
     loss overflows, changes nothing (weights, optimizer state, BatchNorm statistics, queue:
     `compile` wraps the optimizer in a `SkipNonFiniteOptimizer`) and `fit` raises a
-    `ValueError` naming the step (see
-    `TerminateOnNonFinite`, added to `fit`'s callbacks automatically).
+    `ValueError` naming the step (see `TerminateOnNonFinite`, added to `fit`'s callbacks
+    automatically).
 
     Logged metrics besides `loss`: `prototypes_used`, the number of prototypes that are the
     best match of at least one sample of the batch (first assignment crop), and
@@ -280,8 +280,8 @@ class SwAV(MultiWorkerFit, keras.Model):
 
     def _statistics(self):
         """The encoder's and head's non-trainable float variables: BatchNorm statistics."""
-        variables = self.encoder.non_trainable_variables
-        variables += self.projection_head.non_trainable_variables
+        variables = [*self.encoder.non_trainable_variables,
+                     *self.projection_head.non_trainable_variables]
         return [v for v in variables if "float" in str(v.dtype)]
 
     def prototype_heads(self):

@@ -89,9 +89,7 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
         # One device: the step on zeroed gradients, then the old values put back where the
         # gradients were not finite. The parent's `tf.cond` rounded a LARS step differently
         # from run to run (one ulp in a norm), which broke `enable_determinism()`.
-        finite = self.check_finite(grads)
-        if not self.inner_optimizer.built:
-            self.inner_optimizer.build(trainable_variables)
+        finite = self.check_finite(grads)  # (`apply` has built both optimizers)
         state = list(self.inner_optimizer.variables) + list(
             self.inner_optimizer._trainable_variables if trainable_variables is None
             else trainable_variables)
