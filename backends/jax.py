@@ -53,6 +53,11 @@ first_replica_value = unchanged
 step_log_value = unchanged
 
 
+def in_strategy_scope():
+    """`False`: `tf.distribute` strategies are TensorFlow's."""
+    return False
+
+
 @contextlib.contextmanager
 def process_local(*layers):
     """Layers whose variables live on this process alone, with no distribution set inside.

@@ -109,6 +109,11 @@ def first_replica_value(x):
     return x
 
 
+def in_strategy_scope():
+    """Whether a `tf.distribute` strategy (not the default one) is in scope."""
+    return tf.distribute.has_strategy()
+
+
 def step_log_value(x):
     """A metric result as a training step returns it: shape `[1]` inside a replica of
     `MultiWorkerMirroredStrategy` (Keras reduces step logs there along axis 0), else `x`."""

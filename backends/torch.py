@@ -111,6 +111,11 @@ first_replica_value = unchanged
 step_log_value = unchanged
 
 
+def in_strategy_scope():
+    """`False`: `tf.distribute` strategies are TensorFlow's."""
+    return False
+
+
 # Every variable lives in this process (each process holds its own copy).
 process_local = layers_unchanged
 

@@ -82,9 +82,7 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
             finite, new_state, optimizer_variables)
 
     def _tf_apply(self, grads, trainable_variables=None):
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy():  # the parent's cond, taken across replicas
+        if backends.active().in_strategy_scope():  # the parent's cond, taken across replicas
             return super()._tf_apply(grads, trainable_variables)
         # One device: the step on zeroed gradients, then the old values put back where the
         # gradients were not finite. The parent's `tf.cond` rounded a LARS step differently
