@@ -43,7 +43,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import children
+from benchmarks import children, fixed_batches
 from benchmarks.machine import cpu_name, matmul_gflops
 
 FLAGS = flags.FLAGS
@@ -271,7 +271,6 @@ def _plain_system(crops):
 def _keras_system(crops, layers):
     """swav_keras's `fit` on `crops`: returns `run(n)` fitting n steps."""
     import keras
-    import tensorflow as tf
 
     import swav_keras
     from swav_keras.backbones import SmallResNet
@@ -291,7 +290,7 @@ def _keras_system(crops, layers):
     else:
         optimizer = LARS(LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     model.compile(optimizer=optimizer)
-    dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
+    dataset = fixed_batches.repeated((crops,))
 
     def run(steps):
         history = model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)

@@ -44,7 +44,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import children
+from benchmarks import children, fixed_batches
 from benchmarks.machine import cpu_name, matmul_gflops
 
 FLAGS = flags.FLAGS
@@ -93,7 +93,6 @@ def measure():
         swav_keras.enable_determinism()
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from swav_keras import SwAV
     from swav_keras.backbones import SmallResNet
@@ -110,7 +109,7 @@ def measure():
         for size, count in CROPS
         for _ in range(count)
     )
-    dataset = tf.data.Dataset.from_tensors((crops,)).repeat()
+    dataset = fixed_batches.repeated((crops,))
 
     def compiled(model_class, conv, policy, guard):
         keras.mixed_precision.set_global_policy(policy)
