@@ -22,7 +22,7 @@ this recipe from Colab.
 
 Expected result and time (the `fashion_mnist` defaults, 10 epochs, 2 CPU cores with AVX-512,
 TensorFlow, 2026-11-28): kNN k=20 85.99% weighted / 85.86% majority, linear probe 88.27%, after
-28.9 min of pretraining (a 2-core AVX2 AMD EPYC steps 8 times slower: about 3.3 hours). The
+28.9 min of pretraining (a 2-core AVX2 AMD EPYC steps at least 4 times slower). The
 same on JAX (2026-12-01, 2-core AVX-512 AMD EPYC, im2col convolutions): 86.32% / 86.19%,
 linear 88.76%, after 140.7 min;
 details in `benchmarks/RESULTS.md` (the main job, `scripts/main.sh`, runs this recipe then
@@ -139,9 +139,8 @@ def define_flags():
         "conv_implementation", "auto",
         "How the encoder computes its stride-1 convolutions while training: `native` (the "
         "backend's own), `im2col` (one matrix product over patches, `Im2colConv2D`), or "
-        "`auto`, which takes im2col where the backend prefers it (JAX on CPU: 1.2-1.4x the "
-        "images/s there, benchmarks/RESULTS.md) and native elsewhere. Same weights and "
-        "results; encoder.keras always holds plain Conv2D layers.",
+        "`auto`, which takes im2col where the backend prefers it (JAX on CPU) and native "
+        "elsewhere. Same weights and results; encoder.keras always holds plain Conv2D layers.",
     )
     flags.DEFINE_bool(
         "strict_images", False,

@@ -143,8 +143,8 @@ def with_conv_implementation(model, implementation="auto"):
     """`model` with its convolutions computed as `implementation`, and the name it chose.
 
     What the pretrain recipe's `--conv_implementation` and the throughput benchmark use: the
-    same weights and results either way, only the speed differs (JAX on CPU: 1.2-1.4x the
-    images/s with im2col, `benchmarks/RESULTS.md`).
+    same weights and results either way, only the speed differs (im2col is the faster on JAX
+    on CPU; figures in `benchmarks/RESULTS.md`).
 
     Args:
         model: a functional or sequential `keras.Model` with Keras `Conv2D` layers.

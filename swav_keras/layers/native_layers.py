@@ -192,9 +192,8 @@ def with_layer_implementation(model, implementation="auto"):
     it chose.
 
     The same weights and results either way (to float32 rounding), only the speed differs:
-    under PyTorch on the reference CPU workload (2 shared cores), native layers gave 1.2 to
-    3.2 times the images/s of Keras's layers, 0.67-0.80 of a hand-written PyTorch step
-    (`benchmarks/step_vs_pytorch.py`, `benchmarks/RESULTS.md`).
+    under PyTorch native layers are the faster (`benchmarks/step_vs_pytorch.py` times both;
+    figures in `benchmarks/RESULTS.md`).
 
     Args:
         model: a functional or sequential `keras.Model`.
