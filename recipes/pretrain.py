@@ -266,7 +266,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
     from swav_keras import backends, callbacks, data
     from swav_keras.data import image_checks
-    from swav_keras.layers import with_conv_implementation
+    from swav_keras.layers import with_conv_implementation, with_layer_implementation
     from swav_keras.visualization import plot_multicrops, plot_training_curves
 
     chief = spread.process_index == 0
@@ -350,9 +350,14 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     with spread.scope():
         encoder, chosen = with_conv_implementation(build_encoder(config, info),
                                                    conv_implementation)
+        # PyTorch's own convolution and BatchNorm kernels under torch: the same function, faster
+        # (benchmarks/step_vs_pytorch.py); encoder.keras is saved with Keras's layers.
+        encoder, layers = with_layer_implementation(encoder, "auto")
         if chief and verbose:
             print(f"Encoder convolutions: {chosen} "
-                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()}).")
+                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
+                  + ("; convolutions and BatchNorm as PyTorch's own kernels." if layers == "native"
+                     else "."))
         if config.augment_in_model:
             augmentation = build_multicrop(config, layer=True, seed=layer_seed)
         model = build_model(config, encoder, steps_per_epoch, spread, augmentation)

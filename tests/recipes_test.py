@@ -19,7 +19,7 @@ from recipes.linear_eval import linear_eval
 from recipes.main import format_table
 from recipes.pretrain import pretrain
 from recipes.workdir import check_process_count, prepare_workdir, run_lock
-from swav_keras.layers import Im2colConv2D
+from swav_keras.layers import Im2colConv2D, NativeBatchNormalization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -256,13 +256,17 @@ def test_image_folder_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
         expected = keras.ops.convert_to_numpy(stem(images)).mean(axis=(0, 1, 2))
         print("PreciseBN on every image:", np.allclose(
             _moving_mean(saved, "conv1_bn"), expected, rtol=1e-4, atol=1e-4))
+        pixels = knn_eval("pixels", dataset=config.dataset, k=5, verbose=0)
+        print("pixels kNN weighted", pixels["weighted"])
         print("kNN weighted", scores["weighted"])
     """, other_backend(keras.backend.backend()))
     assert "tensorflow imported: False" in out
     assert "PreciseBN on every image: True" in out
-    # Labels follow their images: 0.2 over 100 test images is 3 standard deviations above
-    # chance (0.1); runs that differ in the last bit of one step scored 0.23 and 0.26.
-    assert float(out.split("kNN weighted")[-1]) > 0.2
+    # Labels follow their images: raw pixels score far above chance (0.1) over 100 test
+    # images. The encoder, trained a few steps, scored 0.20-0.26 (last-bit differences
+    # between runs move it): above chance, not a figure to hold it to.
+    assert float(re.search(r"^pixels kNN weighted (\S+)$", out, re.M).group(1)) > 0.5
+    assert float(re.search(r"^kNN weighted (\S+)$", out, re.M).group(1)) > 0.1
     assert os.path.isfile(os.path.join(tmp_path, "run", "encoder.keras"))
 
 
@@ -480,6 +484,10 @@ def test_conv_implementations_share_checkpoints_and_export_plain_conv2d(tmp_path
     first = pretrain(_config(epochs=1), workdir, train_examples=128, verbose=0,
                      conv_implementation="im2col")
     assert any(isinstance(layer, Im2colConv2D) for layer in first["model"].encoder.layers)
+    # Under torch the recipe also takes PyTorch's own BatchNorm kernels (convs: im2col here).
+    native = any(isinstance(layer, NativeBatchNormalization)
+                 for layer in first["model"].encoder.layers)
+    assert native == (keras.backend.backend() == "torch")
     # Resumed with the native convs from the im2col run's backup: same variables.
     second = pretrain(_config(epochs=2), workdir, train_examples=128, verbose=0,
                       conv_implementation="native", allow_changed=["epochs"])
@@ -487,6 +495,15 @@ def test_conv_implementations_share_checkpoints_and_export_plain_conv2d(tmp_path
     encoder = keras.models.load_model(os.path.join(workdir, "encoder.keras"))
     convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(type(layer) is keras.layers.Conv2D for layer in convs)
+    norms = [layer for layer in encoder.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is keras.layers.BatchNormalization for layer in norms)
+    # The native layers trained what was saved: the same outputs from the live encoder.
+    images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(encoder(images, training=False)),
+        keras.ops.convert_to_numpy(second["model"].encoder(images, training=False)),
+        rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError) as info:
         pretrain(_config(), workdir, conv_implementation="fast")
     assert str(info.value) == (

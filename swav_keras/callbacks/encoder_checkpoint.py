@@ -50,10 +50,11 @@ def save_encoder(encoder, filepath):
     """Saves `encoder` to `filepath` through a temporary file and an atomic rename.
 
     `SyncBatchNormalization` layers are saved as plain `keras.layers.BatchNormalization`
-    (same weights; they differ only when training on several replicas) and `Im2colConv2D` as
-    plain `keras.layers.Conv2D` (same weights and function), so the file loads with Keras
-    alone.
+    (same weights; they differ only when training on several replicas), and `Im2colConv2D`,
+    `NativeConv2D` and `NativeBatchNormalization` as plain Keras layers (same weights and
+    function), so the file loads with Keras alone.
     """
+    from swav_keras.layers import native_layers
     from swav_keras.layers.im2col_conv2d import Im2colConv2D, to_conv2d
     from swav_keras.layers.sync_batch_normalization import (
         SyncBatchNormalization,
@@ -64,6 +65,9 @@ def save_encoder(encoder, filepath):
         encoder = to_batch_normalization(encoder)
     if any(isinstance(layer, Im2colConv2D) for layer in encoder.layers):
         encoder = to_conv2d(encoder)
+    native = (native_layers.Conv2D, native_layers.BatchNormalization)
+    if any(isinstance(layer, native) for layer in encoder.layers):
+        encoder = native_layers.to_keras_layers(encoder)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(filepath)}.{os.getpid()}.tmp.keras")
