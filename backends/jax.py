@@ -98,9 +98,8 @@ def _local_copy(layer):
 def prefers_im2col_conv():
     """True on CPU: XLA's CPU convolution gradients are slow for small-image ResNets.
 
-    In a whole SwAV step of the small ResNet on 2 CPU cores, `Im2colConv2D` gives JAX 1.2
-    to 1.4 times the images per second (`benchmarks/RESULTS.md`); GPUs and TPUs keep their
-    convolutions.
+    In a whole SwAV step of the small ResNet on a CPU, `Im2colConv2D` gives JAX more images
+    per second (`benchmarks/RESULTS.md`); GPUs and TPUs keep their convolutions.
     """
     import jax
 

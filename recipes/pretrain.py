@@ -100,8 +100,9 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "Folder of the data (idx files, or tfds's data_dir).")
     flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
     flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and crops.")
-    flags.DEFINE_bool("deterministic", False,
-                      "Reproducible kernels: the same command gives the same weights (slower).")
+    flags.DEFINE_bool(
+        "deterministic", False,
+        "Reproducible kernels: the same command gives the same weights (slower on TensorFlow).")
     flags.DEFINE_bool(
         "resume", True,
         "Continue from `<workdir>/backup` when it exists (rerunning the same command "
@@ -266,7 +267,12 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
     from swav_keras import backends, callbacks, data
     from swav_keras.data import image_checks
-    from swav_keras.layers import with_conv_implementation, with_layer_implementation
+    from swav_keras.layers import (
+        NativeBatchNormalization,
+        NativeConv2D,
+        with_conv_implementation,
+        with_layer_implementation,
+    )
     from swav_keras.visualization import plot_multicrops, plot_training_curves
 
     chief = spread.process_index == 0
@@ -352,15 +358,17 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
                                                    conv_implementation)
         # PyTorch's own convolution and BatchNorm kernels under torch: the same function, faster
         # (benchmarks/step_vs_pytorch.py); encoder.keras is saved with Keras's layers.
-        encoder, layers = with_layer_implementation(encoder, "auto")
-        if chief and verbose:
-            print(f"Encoder convolutions: {chosen} "
-                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
-                  + ("; convolutions and BatchNorm as PyTorch's own kernels." if layers == "native"
-                     else "."))
+        encoder, _ = with_layer_implementation(encoder, "auto")
         if config.augment_in_model:
             augmentation = build_multicrop(config, layer=True, seed=layer_seed)
         model = build_model(config, encoder, steps_per_epoch, spread, augmentation)
+        if chief and verbose:  # what the model holds: synchronised BatchNorm takes Keras's ops
+            native = sum(isinstance(layer, NativeConv2D) or (
+                isinstance(layer, NativeBatchNormalization) and "_moments" not in vars(layer))
+                for layer in model.encoder.layers)
+            print(f"Encoder convolutions: {chosen} "
+                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
+                  + (f"; {native} layers as PyTorch's own kernels." if native else "."))
         model.compile(optimizer=build_optimizer(config, steps_per_epoch))
         # Builds the model (BackupAndRestore needs it).
         model(first_images if augmentation else first_batch, training=False)

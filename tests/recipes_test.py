@@ -264,9 +264,9 @@ def test_image_folder_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
     assert "PreciseBN on every image: True" in out
     # Labels follow their images: raw pixels score far above chance (0.1) over 100 test
     # images. The encoder, trained a few steps, scored 0.20-0.26 (last-bit differences
-    # between runs move it): above chance, not a figure to hold it to.
+    # between runs move it): held above chance only.
     assert float(re.search(r"^pixels kNN weighted (\S+)$", out, re.M).group(1)) > 0.5
-    assert float(re.search(r"^kNN weighted (\S+)$", out, re.M).group(1)) > 0.1
+    assert float(re.search(r"^kNN weighted (\S+)$", out, re.M).group(1)) > 0.15
     assert os.path.isfile(os.path.join(tmp_path, "run", "encoder.keras"))
 
 

@@ -16,9 +16,9 @@ def im2col_conv(inputs, kernel):
 
     Why: XLA's CPU convolutions have slow gradients for some shapes (the kernel gradient of a
     28x28 16-channel 3x3 conv takes 20 times its forward); in a whole SwAV step of the small
-    ResNet on 2 CPU cores, JAX trains 1.2 to 1.4 times as many images per second with this
-    form (`benchmarks/train_step_throughput.py`, `experiments/conv_gradients.py`). On GPUs
-    and TPUs the native convolution is faster.
+    ResNet on a CPU, JAX trains more images per second with this form
+    (`benchmarks/train_step_throughput.py --conv_implementations=native,im2col`, figures in
+    `benchmarks/RESULTS.md`). On GPUs and TPUs the native convolution is faster.
 
     Args:
         inputs: `[batch, height, width, in]` tensor.
