@@ -364,8 +364,8 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         model = build_model(config, encoder, steps_per_epoch, spread, augmentation)
         if chief and verbose:  # what the model holds: synchronised BatchNorm takes Keras's ops
             native = sum(isinstance(layer, NativeConv2D) or (
-                isinstance(layer, NativeBatchNormalization) and "_moments" not in vars(layer))
-                for layer in model.encoder.layers)
+                isinstance(layer, NativeBatchNormalization)
+                and not layer.synchronized_across_replicas) for layer in model.encoder.layers)
             print(f"Encoder convolutions: {chosen} "
                   f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
                   + (f"; {native} layers as PyTorch's own kernels." if native else "."))

@@ -91,11 +91,16 @@ class BatchNormalization(keras.layers.BatchNormalization):
             return self.call(args[0], training=training)
         return super().__call__(*args, **kwargs)
 
+    @property
+    def synchronized_across_replicas(self):
+        """Whether batch statistics are global (then Keras's ops compute this layer)."""
+        # `synchronize_batch_normalization` sets an instance `_moments`: Keras's path reads it.
+        return self.synchronized or "_moments" in self.__dict__
+
     def call(self, inputs, training=None, mask=None):
         native = backends.active().native_ops()
         last_axis = self.axis in (-1, len(inputs.shape) - 1)
-        # `synchronize_batch_normalization` sets an instance `_moments`: Keras's path reads it.
-        synchronized = self.synchronized or "_moments" in self.__dict__
+        synchronized = self.synchronized_across_replicas
         if native is None or mask is not None or self.renorm or synchronized or not last_axis:
             return super().call(inputs, training=training, mask=mask)
         # As Keras: statistics and normalisation in (at least) float32.
