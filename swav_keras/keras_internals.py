@@ -43,3 +43,14 @@ def keras_mask(tensor):
 def set_initial_epoch(model, epoch):
     """Makes `model.fit` start at `epoch`, as Keras's `BackupAndRestore` does after a restore."""
     model._initial_epoch = epoch
+
+
+def tensorflow_backend():
+    """Keras's TensorFlow backend module, importable under any backend.
+
+    Keras's own preprocessing layers compute with it inside tf.data when another backend is
+    active (`TFDataLayer`); `swav_keras.augmentation.backend_ops` does the same.
+    """
+    from keras.src.backend import tensorflow
+
+    return tensorflow

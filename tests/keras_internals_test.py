@@ -73,3 +73,12 @@ def test_set_initial_epoch_in_on_train_begin_skips_epochs():
     history = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0,
                         callbacks=[StartAtTwo()])
     assert history.epoch == [2]
+
+
+def test_tensorflow_backend_has_the_ops_the_augmentation_takes_from_it():
+    # `swav_keras.augmentation.backend_ops` looks `keras.ops` names up in these modules.
+    tensorflow = keras_internals.tensorflow_backend()
+    for module, name in [("numpy", "einsum"), ("numpy", "take_along_axis"), ("core", "cast"),
+                         ("core", "scatter_update"), ("nn", "relu"), ("image", "rgb_to_hsv"),
+                         ("random", "uniform")]:
+        assert callable(getattr(getattr(tensorflow, module), name))

@@ -1,13 +1,17 @@
 """Tests of the multi-crop augmentation: boxes, crops, colour, seeds, datasets, `fit`, errors."""
 
 
+import sys
+
 import keras
 import numpy as np
-import numpy_reference
 import pytest
 import tensorflow as tf
 
-from swav_keras.data import MultiCrop, augment, multicrop_dataset, sample_crop_boxes
+from swav_keras.augmentation import colour_distortion, random_resized_crops
+from swav_keras.augmentation.backend_ops import tensorflow_ops
+from swav_keras.augmentation.stateless_seeds import StatelessSeeds
+from swav_keras.data import MultiCrop, multicrop, multicrop_dataset
 
 PLAIN = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale_probability=0.0,
              blur_probability=0.0)
@@ -38,30 +42,38 @@ def test_shapes_counts_and_group_order():
     assert small().num_views == 5
 
 
-def test_box_scale_and_aspect_ranges():
-    boxes = sample_crop_boxes([1, 2], 20_000, 1000, 1000, scale=(0.05, 0.3)).numpy()
-    numpy_reference.check_crop_boxes(boxes)
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_and_resize_reads_the_crops_of_the_layers_interpolation(flip):
+    # The tf.data sampler (a gather) and the layer's interpolation matrices: same draws, same
+    # sample coordinates, so the same crops, upsampled and downsampled, on non-square images.
+    x = np.random.default_rng(1).integers(0, 256, (3, 20, 26, 3)).astype("uint8")
+    for size, scale in [(7, (0.3, 1.0)), (32, (0.05, 0.3))]:
+        with tensorflow_ops():  # TensorFlow's numbers for both, on every backend
+            sampled = multicrop._resized_crops(x, 4, size, scale, seeds(), flip).numpy()
+            interpolated = random_resized_crops(x, 4, size, scale, seeds(), flip)
+        interpolated = np.asarray(interpolated).reshape(sampled.shape)
+        np.testing.assert_allclose(sampled, interpolated, atol=2e-3)
 
 
-def test_box_fallback_is_central_crop_with_clamped_aspect():
-    # No draw of area >= 90% of a 100x10 image fits with aspect >= 3/4: torchvision falls back.
-    boxes = sample_crop_boxes([0, 0], 50, 100, 10, scale=(0.9, 1.0)).numpy()
-    np.testing.assert_array_equal(boxes, np.tile([[43, 0, 13, 10]], (50, 1)))
-    boxes = sample_crop_boxes([0, 0], 50, 10, 100, scale=(0.9, 1.0)).numpy()
-    np.testing.assert_array_equal(boxes, np.tile([[0, 43, 10, 13]], (50, 1)))
+def seeds(seed=(3, 4)):
+    return StatelessSeeds(tf.constant(seed, tf.int64))
 
 
-def test_crop_samples_like_torchvision_resize():
-    # A full-image box (scale 1) is a plain bilinear resize with half-pixel centres.
-    x = images(batch=3, size=20, channels=1).astype("float32")
-    crops = augment.resized_crops(x, [3, 4], 2, 7, scale=(1.0, 1.0), flip=False)
-    expected = tf.image.resize(x, [7, 7], antialias=False).numpy()
-    np.testing.assert_allclose(crops.numpy(), np.concatenate([expected, expected]), atol=1e-3)
-    flipped = augment.resized_crops(x, [3, 4], 64, 7, scale=(1.0, 1.0), flip=True).numpy()
-    is_flip = [np.allclose(c, expected[i % 3, :, ::-1], atol=1e-3) for i, c in enumerate(flipped)]
-    is_same = [np.allclose(c, expected[i % 3], atol=1e-3) for i, c in enumerate(flipped)]
-    assert all(a or b for a, b in zip(is_flip, is_same, strict=True))
-    assert 64 < sum(is_flip) < 128  # of 192
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tf_data_computes_only_chosen_images_and_gets_the_same_colours(channels, monkeypatch):
+    # In tf.data a per-image choice gathers the chosen images; in the model it selects over
+    # the batch. Both give the same values; a choice of no image leaves the batch unchanged.
+    x = np.random.default_rng(2).uniform(0, 1, (64, 12, 12, channels)).astype("float32")
+    with tensorflow_ops():  # TensorFlow's numbers for both, on every backend
+        gathered = colour_distortion(x, seeds(), hue=0.4).numpy()
+        untouched = colour_distortion(x, seeds(), jitter_probability=1e-9,
+                                      grayscale_probability=1e-9, blur_probability=1e-9)
+        module = sys.modules[colour_distortion.__module__]
+        monkeypatch.setattr(module, "gathers_chosen_images", lambda: False)
+        selected = colour_distortion(x, seeds(), hue=0.4).numpy()
+    np.testing.assert_allclose(gathered, selected, atol=1e-6)
+    assert np.abs(gathered - x).max() > 0.1
+    np.testing.assert_array_equal(untouched.numpy(), x)
 
 
 def test_each_crop_of_each_image_is_drawn_independently():
@@ -101,56 +113,6 @@ def test_range_dtype_and_channels(channels):
     as_float = numpy(small(seed=3)(x.astype("float32")))
     for a, b in zip(numpy(small(seed=3)(x)), as_float, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
-
-
-def test_grayscale_and_jitter_probabilities():
-    x = images(batch=400, size=8).astype("float32") / 255.0
-    gray = augment.random_grayscale(x, [0, 1], 1.0).numpy()
-    luma = (x * [0.299, 0.587, 0.114]).sum(-1)
-    np.testing.assert_allclose(gray, np.repeat(luma[..., None], 3, -1), atol=1e-5)
-    some = augment.random_grayscale(x, [0, 1], 0.2).numpy()
-    assert 0.13 < np.mean(np.ptp(some, axis=-1).max((1, 2)) == 0) < 0.27
-    jittered = augment.color_jitter(x, [0, 2], brightness=0.4, probability=0.8).numpy()
-    changed = np.abs(jittered - x).max((1, 2, 3)) > 1e-6
-    assert 0.73 < changed.mean() < 0.87
-    ratio = jittered[changed].sum((1, 2, 3)) / x[changed].sum((1, 2, 3))
-    assert ratio.min() > 0.59 and ratio.max() < 1.41
-
-
-def test_contrast_keeps_the_mean_and_hue_rotates_colours():
-    x = np.random.default_rng(0).uniform(0.3, 0.7, (50, 6, 6, 3)).astype("float32")
-    out = augment.color_jitter(x, [1, 1], contrast=0.5).numpy()
-    luma = lambda im: (im * [0.299, 0.587, 0.114]).sum(-1).mean((1, 2))  # noqa: E731
-    np.testing.assert_allclose(luma(out), luma(x), atol=1e-5)
-    red = np.zeros((64, 4, 4, 3), "float32")
-    red[..., 0] = 1.0
-    shifted = augment.color_jitter(red, [1, 2], hue=0.5).numpy()
-    assert shifted[..., 1:].max() > 0.9  # some reds became other colours
-    np.testing.assert_allclose(shifted.max(-1), 1.0, atol=1e-5)  # value is kept
-
-
-def test_blur_smooths_and_keeps_constants():
-    x = images(batch=64, size=12).astype("float32") / 255.0
-    blurred = augment.gaussian_blur(x, [0, 3], 1.0, sigma=(1.0, 2.0)).numpy()
-    assert (blurred.std((1, 2)) < x.std((1, 2))).all()
-    np.testing.assert_allclose(blurred.mean(), x.mean(), atol=0.01)
-    flat = np.full((4, 9, 9, 1), 0.25, "float32")
-    np.testing.assert_allclose(augment.gaussian_blur(flat, [0, 3], 1.0), flat, atol=1e-6)
-    half = augment.gaussian_blur(x, [0, 4], 0.5).numpy()
-    unchanged = np.abs(half - x).max((1, 2, 3)) < 1e-6
-    assert 16 < unchanged.sum() < 48
-
-
-@pytest.mark.parametrize("size", [12, 70])  # banded matmul and depthwise-convolution paths
-def test_blur_matches_numpy_reference_and_skips_empty_batches(size):
-    rng = np.random.default_rng(size)
-    x = rng.uniform(0, 1, (3, size, size, 2)).astype("float32")
-    kernel = rng.uniform(0, 1, (3, 13)).astype("float32")
-    kernel /= kernel.sum(1, keepdims=True)
-    blurred = augment._separable_blur(tf.constant(x), tf.constant(kernel), 6).numpy()
-    np.testing.assert_allclose(blurred, numpy_reference.separable_blur(x, kernel), atol=1e-5)
-    none = augment.gaussian_blur(x, [0, 0], 1e-9)  # no image drawn: an empty partition
-    np.testing.assert_array_equal(none.numpy(), x)
 
 
 def fashion_like(n=40, size=20):

@@ -31,6 +31,16 @@ def test_box_fallback_is_central_crop_with_clamped_aspect():
     np.testing.assert_array_equal(boxes, np.tile([[0, 43, 10, 13]], (50, 1)))
 
 
+def test_image_size_may_be_a_tensor():
+    # tf.data crops images of any size one by one: their height and width are tensors there.
+    height, width = keras.ops.convert_to_tensor(100), keras.ops.convert_to_tensor(10)
+    for scale in [(0.9, 1.0), (0.05, 0.3)]:
+        given = crop_boxes(50, height, width, scale, keras.random.SeedGenerator(2))
+        static = crop_boxes(50, 100, 10, scale, keras.random.SeedGenerator(2))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(given),
+                                      keras.ops.convert_to_numpy(static))
+
+
 @pytest.mark.parametrize("size", [7, 16, 31])  # down-, same- and up-sampling of 16-20 px boxes
 @pytest.mark.parametrize("flip", [False, True])
 def test_crops_match_numpy_torchvision_reference(size, flip):

@@ -9,10 +9,9 @@ C is 1 or 3, and one channel skips saturation, hue and grayscale.
 
 import math
 
-import keras
 import numpy as np
-from keras import ops
 
+from swav_keras.augmentation.backend_ops import gathers_chosen_images, ops
 from swav_keras.validation import check_seed_generator
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL.
@@ -47,6 +46,19 @@ def _per_image(mask):
     return ops.reshape(mask, (-1, 1, 1, 1))
 
 
+def _apply(chosen, operation, x, *arguments):
+    """`operation(x, *arguments)` where `chosen` (`[N]` bool), `x` elsewhere.
+
+    `arguments` are per-image tensors `[N, ...]`. With dynamic shapes (tf.data) only the chosen
+    images are computed; otherwise the whole batch is, then selected.
+    """
+    if gathers_chosen_images():
+        index = ops.nonzero(chosen)[0]
+        taken = [ops.take(t, index, axis=0) for t in (x, *arguments)]
+        return ops.scatter_update(x, ops.expand_dims(index, 1), operation(*taken))
+    return ops.where(_per_image(chosen), operation(x, *arguments), x)
+
+
 def _colour_jitter(x, seed_generator, amounts, probability):
     """`RandomApply([ColorJitter(**amounts)], probability)`, drawn per image."""
     if x.shape[-1] != 3:
@@ -59,14 +71,14 @@ def _colour_jitter(x, seed_generator, amounts, probability):
     for name in enabled:
         a = amounts[name]
         low, high = (-a, a) if name == "hue" else (max(0.0, 1.0 - a), 1.0 + a)
-        factors.append(_per_image(keras.random.uniform((n,), low, high, seed=seed_generator)))
-    order = ops.argsort(keras.random.uniform((n, len(enabled)), seed=seed_generator), axis=1)
-    jittered = keras.random.uniform((n,), seed=seed_generator) < probability
+        factors.append(_per_image(ops.random.uniform((n,), low, high, seed=seed_generator)))
+    order = ops.argsort(ops.random.uniform((n, len(enabled)), seed=seed_generator), axis=1)
+    jittered = ops.random.uniform((n,), seed=seed_generator) < probability
     for step in range(len(enabled)):
         # Each jittered image takes exactly one operation per step: the masks are disjoint.
         for i, name in enumerate(enabled):
-            chosen = _per_image(jittered & ops.equal(order[:, step], i))
-            x = ops.where(chosen, _OPS[name](x, factors[i]), x)
+            chosen = jittered & ops.equal(order[:, step], i)
+            x = _apply(chosen, _OPS[name], x, factors[i])
     return x
 
 
@@ -86,14 +98,17 @@ def _gaussian_blur(x, seed_generator, probability, sigma):
     if probability <= 0 or radius < 1:
         return x
     n = ops.shape(x)[0]
-    sigmas = keras.random.uniform((n, 1), sigma[0], sigma[1], seed=seed_generator)
-    blurred = keras.random.uniform((n,), seed=seed_generator) < probability
+    sigmas = ops.random.uniform((n, 1), sigma[0], sigma[1], seed=seed_generator)
+    blurred = ops.random.uniform((n,), seed=seed_generator) < probability
     taps = ops.arange(-radius, radius + 1, dtype="float32")
-    kernel = ops.exp(-0.5 * ops.square(taps / sigmas))
-    kernel = kernel / ops.sum(kernel, axis=1, keepdims=True)
-    y = ops.einsum("nij,njwc->niwc", _band(kernel, radius, height), x)
-    y = ops.einsum("nij,nhjc->nhic", _band(kernel, radius, width), y)
-    return ops.where(_per_image(blurred), y, x)
+
+    def blur(x, sigmas):
+        kernel = ops.exp(-0.5 * ops.square(taps / sigmas))
+        kernel = kernel / ops.sum(kernel, axis=1, keepdims=True)
+        y = ops.einsum("nij,njwc->niwc", _band(kernel, radius, height), x)
+        return ops.einsum("nij,nhjc->nhic", _band(kernel, radius, width), y)
+
+    return _apply(blurred, blur, x, sigmas)
 
 
 def colour_distortion(
@@ -143,7 +158,7 @@ def colour_distortion(
                "hue": hue}
     x = _colour_jitter(x, seed_generator, amounts, jitter_probability)
     if x.shape[-1] == 3 and grayscale_probability > 0:
-        gray = keras.random.uniform((ops.shape(x)[0],), seed=seed_generator)
-        x = ops.where(_per_image(gray < grayscale_probability),
-                      ops.broadcast_to(_gray(x), ops.shape(x)), x)
+        gray = ops.random.uniform((ops.shape(x)[0],), seed=seed_generator)
+        x = _apply(gray < grayscale_probability,
+                   lambda x: ops.broadcast_to(_gray(x), ops.shape(x)), x)
     return _gaussian_blur(x, seed_generator, blur_probability, blur_sigma)

@@ -7,9 +7,7 @@ built from its box: no gather, no per-image loop, the same code on every backend
 
 import math
 
-import keras
-from keras import ops
-
+from swav_keras.augmentation.backend_ops import ops
 from swav_keras.validation import check_seed_generator
 
 
@@ -24,8 +22,8 @@ def crop_boxes(num_boxes, height, width, scale, seed_generator, ratio=(3 / 4, 4 
 
     Args:
         num_boxes: int, number of boxes.
-        height: int, image height in pixels.
-        width: int, image width in pixels.
+        height: image height in pixels, int or scalar tensor.
+        width: image width in pixels, int or scalar tensor.
         scale: `(low, high)` area fraction of the image.
         seed_generator: a `keras.random.SeedGenerator`, advanced by each draw.
         ratio: `(low, high)` aspect ratio. Defaults to `(3 / 4, 4 / 3)`.
@@ -37,11 +35,11 @@ def crop_boxes(num_boxes, height, width, scale, seed_generator, ratio=(3 / 4, 4 
     Example: `crop_boxes(8, 28, 28, (0.08, 1.0), keras.random.SeedGenerator(0))`.
     """
     check_seed_generator("seed_generator", seed_generator)
-    h_img, w_img = float(height), float(width)
+    h_img, w_img = ops.cast(height, "float32"), ops.cast(width, "float32")
     draws = (num_boxes, attempts)
-    area = h_img * w_img * keras.random.uniform(draws, scale[0], scale[1], seed=seed_generator)
+    area = h_img * w_img * ops.random.uniform(draws, scale[0], scale[1], seed=seed_generator)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    aspect = ops.exp(keras.random.uniform(draws, log_ratio[0], log_ratio[1], seed=seed_generator))
+    aspect = ops.exp(ops.random.uniform(draws, log_ratio[0], log_ratio[1], seed=seed_generator))
     w = ops.round(ops.sqrt(area * aspect))
     h = ops.round(ops.sqrt(area / aspect))
     fits = (w > 0) & (w <= w_img) & (h > 0) & (h <= h_img)
@@ -49,13 +47,13 @@ def crop_boxes(num_boxes, height, width, scale, seed_generator, ratio=(3 / 4, 4 
     found = ops.any(fits, axis=1)
     h = ops.take_along_axis(h, first, axis=1)[:, 0]
     w = ops.take_along_axis(w, first, axis=1)[:, 0]
-    # Fallback: the central crop, aspect ratio clamped to `ratio` (static: the image's size).
+    # Fallback: the central crop, aspect ratio clamped to `ratio`.
     in_ratio = w_img / h_img
-    fallback_w = float(round(h_img * ratio[1])) if in_ratio > ratio[1] else w_img
-    fallback_h = float(round(w_img / ratio[0])) if in_ratio < ratio[0] else h_img
+    fallback_w = ops.where(in_ratio > ratio[1], ops.round(h_img * ratio[1]), w_img)
+    fallback_h = ops.where(in_ratio < ratio[0], ops.round(w_img / ratio[0]), h_img)
     h = ops.where(found, h, fallback_h)
     w = ops.where(found, w, fallback_w)
-    offsets = keras.random.uniform((num_boxes, 2), seed=seed_generator)
+    offsets = ops.random.uniform((num_boxes, 2), seed=seed_generator)
     top = ops.minimum(ops.floor(offsets[:, 0] * (h_img - h + 1)), h_img - h)
     left = ops.minimum(ops.floor(offsets[:, 1] * (w_img - w + 1)), w_img - w)
     top = ops.where(found, top, ops.floor((h_img - h) / 2))
@@ -109,7 +107,7 @@ def random_resized_crops(images, num_crops, size, scale, seed_generator, flip=Tr
     top, left, h, w = ops.unstack(crop_boxes(n, height, width, scale, seed_generator), axis=1)
     flipped = None
     if flip:
-        flipped = keras.random.uniform((n,), seed=seed_generator) < 0.5
+        flipped = ops.random.uniform((n,), seed=seed_generator) < 0.5
     rows = _interpolation(top, h, size, height)  # [n, size, H]
     cols = _interpolation(left, w, size, width, flipped)  # [n, size, W]
     rows = ops.reshape(rows, (num_crops, batch, size, height))

@@ -22,7 +22,6 @@ _EXPORTS = {
     "load_fashion_mnist": "swav_keras.data.fashion_mnist",
     "load_images": "swav_keras.data.sources",
     "multicrop_dataset": "swav_keras.data.multicrop",
-    "sample_crop_boxes": "swav_keras.data.augment",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,32 @@
+"""A `keras.random.SeedGenerator` without state, for code that must not share one (tf.data)."""
+
+import keras
+
+from swav_keras.augmentation.backend_ops import ops
+
+# Draw n uses the seed with n * _STRIDE added to its key half: a new stream per draw.
+_STRIDE = 65537
+
+
+class StatelessSeeds(keras.random.SeedGenerator):
+    """The seeds of successive draws, computed from one seed tensor instead of a state.
+
+    A `SeedGenerator` keeps its state in a variable, which the parallel calls of a `tf.data`
+    map would share (and advance in any order). This one holds a shape-`[2]` int seed, e.g. one
+    per batch, and its n-th `next()` is a fixed function of that seed and n, so the same seed
+    gives the same draws whatever the parallelism. Pass it wherever the augmentation takes a
+    `seed_generator`.
+
+    Args:
+        seed: shape-`[2]` int tensor.
+    """
+
+    def __init__(self, seed):  # no super().__init__(): no state, no variable
+        self.name, self.backend, self.state = "stateless_seeds", None, None
+        self.seed, self.draws = seed, 0
+
+    def next(self, ordered=True):
+        del ordered
+        self.draws += 1
+        return self.seed + ops.cast(ops.convert_to_tensor([self.draws * _STRIDE, 0]),
+                                    self.seed.dtype)
