@@ -5,9 +5,27 @@ overridden by a flag of the same name (`--epochs=5 --num_prototypes=300`). The I
 configurations carry the values of the original scripts (facebookresearch/swav,
 `scripts/swav_800ep_pretrain.sh` and the batch-256 variant in its README), translated to one
 global batch: per-GPU batch x number of GPUs.
+
+The library's signatures hold the defaults: a field that a `swav_keras` argument sets takes that
+argument's default (`_defaults_of`), and a named configuration states only what it changes.
 """
 
 import dataclasses
+import inspect
+
+from swav_keras import SwAV
+from swav_keras.backbones import SmallResNet, VisionTransformer
+from swav_keras.layers import MultiCropAugmentation
+from swav_keras.optimizers import LARS
+
+
+def _defaults_of(function):
+    """`function`'s argument defaults by name: where the library writes them, once."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+
+
+_CROPS, _RESNET, _VIT, _SWAV, _LARS = map(
+    _defaults_of, (MultiCropAugmentation, SmallResNet, VisionTransformer, SwAV, LARS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,50 +73,50 @@ class PretrainConfig:
     dataset: str = "fashion_mnist"
     image_size: int = 0
     # Multi-crop augmentation.
-    num_crops: tuple = (2, 6)
-    crop_sizes: tuple = (224, 96)
-    min_scales: tuple = (0.14, 0.05)
-    max_scales: tuple = (1.0, 0.14)
-    jitter_strength: float = 1.0
-    brightness: float = 0.8
-    contrast: float = 0.8
-    saturation: float = 0.8
-    hue: float = 0.2
-    jitter_probability: float = 0.8
-    grayscale_probability: float = 0.2
-    blur_probability: float = 0.5
-    flip: bool = True
+    num_crops: tuple = _CROPS["num_crops"]
+    crop_sizes: tuple = _CROPS["crop_sizes"]
+    min_scales: tuple = _CROPS["min_scales"]
+    max_scales: tuple = _CROPS["max_scales"]
+    jitter_strength: float = _CROPS["jitter_strength"]
+    brightness: float = _CROPS["brightness"]
+    contrast: float = _CROPS["contrast"]
+    saturation: float = _CROPS["saturation"]
+    hue: float = _CROPS["hue"]
+    jitter_probability: float = _CROPS["jitter_probability"]
+    grayscale_probability: float = _CROPS["grayscale_probability"]
+    blur_probability: float = _CROPS["blur_probability"]
+    flip: bool = _CROPS["flip"]
     # Model.
     backbone: str = "resnet50"
-    width: int = 64
-    stages: int = 4
-    pooling: str = "avg"
-    grid_size: int = 2
-    patch_size: int = 16
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    vit_pooling: str = "token"
-    projection_dim: int = 128
-    hidden_dim: int = 2048
-    hidden_layers: int = 1
-    num_prototypes: int = 3000
-    temperature: float = 0.1
-    epsilon: float = 0.05
-    sinkhorn_iterations: int = 3
-    crops_for_assign: tuple = (0, 1)
-    queue_length: int = 0
+    width: int = _RESNET["width"]
+    stages: int = _RESNET["stages"]
+    pooling: str = _RESNET["pooling"]
+    grid_size: int = _RESNET["grid_size"]
+    patch_size: int = _VIT["patch_size"]
+    depth: int = _VIT["depth"]
+    num_heads: int = _VIT["num_heads"]
+    mlp_ratio: float = _VIT["mlp_ratio"]
+    vit_pooling: str = _VIT["pooling"]
+    projection_dim: int = _SWAV["projection_dim"]
+    hidden_dim: int = _SWAV["hidden_dim"]
+    hidden_layers: int = _SWAV["hidden_layers"]
+    num_prototypes: int = _SWAV["num_prototypes"]
+    temperature: float = _SWAV["temperature"]
+    epsilon: float = _SWAV["epsilon"]
+    sinkhorn_iterations: int = _SWAV["sinkhorn_iterations"]
+    crops_for_assign: tuple = _SWAV["crops_for_assign"]
+    queue_length: int = _SWAV["queue_length"]
     queue_start_epoch: int = 0
-    freeze_prototypes_steps: int = 313
+    freeze_prototypes_steps: int = 313  # the original's first epoch at batch 4096
     # Optimisation.
     optimizer: str = "lars"
     base_learning_rate: float = 4.8
     final_learning_rate: float = 0.0048
     warmup_epochs: float = 10.0
     warmup_start_learning_rate: float = 0.3
-    weight_decay: float = 1e-6
-    lars_exclude_bias_and_norm: bool = True
-    momentum: float = 0.9
+    weight_decay: float = _LARS["weight_decay"]
+    lars_exclude_bias_and_norm: bool = _LARS["exclude_bias_and_norm"]
+    momentum: float = _LARS["momentum"]
     epochs: int = 800
     batch_size: int = 4096
     # Systems.
@@ -144,21 +162,13 @@ CIFAR10 = PretrainConfig(
     crop_sizes=(32, 16),
     min_scales=(0.3, 0.08),
     max_scales=(1.0, 0.3),
-    jitter_strength=1.0,
     blur_probability=0.0,
     backbone="small_resnet",
-    width=64,
-    projection_dim=128,
-    hidden_dim=2048,
-    num_prototypes=3000,
-    epsilon=0.05,
     queue_length=3840,
     queue_start_epoch=50,
     freeze_prototypes_steps=390,
-    optimizer="lars",
     base_learning_rate=0.6,
     final_learning_rate=0.0006,
-    warmup_epochs=10.0,
     warmup_start_learning_rate=0.0,
     epochs=400,
     batch_size=256,
@@ -167,20 +177,17 @@ CIFAR10 = PretrainConfig(
 )
 
 # The CPU default (the README's main job): Fashion-MNIST, the reference workload of
-# ../shared/WORKLOAD.md (small ResNet width 16, 2x28 + 4x14 crops, K = 128), with batch 128:
-# 10 epochs, 28.9 min of pretraining on 2 CPU cores with TensorFlow, kNN 85.99% (RESULTS.md).
+# ../shared/WORKLOAD.md (small ResNet width 16, 2x28 + 4x14 crops, K = 128), with batch 128 and
+# 10 epochs, about half an hour on 2 CPU cores (its figures: benchmarks/RESULTS.md).
 FASHION_MNIST = PretrainConfig(
-    dataset="fashion_mnist",
     num_crops=(2, 4),
     crop_sizes=(28, 14),
     min_scales=(0.3, 0.08),
     max_scales=(1.0, 0.3),
-    jitter_strength=1.0,
     brightness=0.4,
     contrast=0.4,
     saturation=0.0,
     hue=0.0,
-    jitter_probability=0.8,
     grayscale_probability=0.0,
     blur_probability=0.0,
     backbone="small_resnet",
@@ -188,25 +195,16 @@ FASHION_MNIST = PretrainConfig(
     projection_dim=64,
     hidden_dim=512,
     num_prototypes=128,
-    epsilon=0.05,
-    queue_length=0,
-    queue_start_epoch=0,
     freeze_prototypes_steps=0,
-    optimizer="lars",
-    # Measured on 3-epoch runs (kNN weighted): LARS base lr 3.0 > 2.0 > 1.0, and batch 128
-    # beats 256 at the same epochs (twice the steps); 10 epochs fit the 30-minute budget
-    # (on the 2-core AVX-512 machine; see benchmarks/RESULTS.md for a slower one).
+    # Chosen on 3-epoch proxies (docs/TUNING.md: base_learning_rate, batch_size).
     base_learning_rate=3.0,
     final_learning_rate=0.003,
     warmup_epochs=1.0,
     warmup_start_learning_rate=0.0,
-    weight_decay=1e-6,
     epochs=10,
     batch_size=128,
     sync_batchnorm=False,
     mixed_precision="",
-    knn_k=20,
-    knn_temperature=0.07,
     linear_epochs=30,
 )
 
@@ -221,13 +219,9 @@ FASHION_MNIST_VIT = FASHION_MNIST.replace(
     patch_size=4,
     depth=6,
     num_heads=4,
-    mlp_ratio=4.0,
-    vit_pooling="token",
     optimizer="adamw",
     base_learning_rate=1e-3,
     final_learning_rate=1e-5,
-    warmup_epochs=1.0,
-    warmup_start_learning_rate=0.0,
     weight_decay=0.04,
 )
 
@@ -240,17 +234,11 @@ FASHION_MNIST_VIT = FASHION_MNIST.replace(
 IMAGENET_VIT_S16 = IMAGENET_RESNET50_800EP.replace(
     backbone="vit",
     width=384,
-    patch_size=16,
-    depth=12,
-    num_heads=6,
-    mlp_ratio=4.0,
-    vit_pooling="token",
     optimizer="adamw",
     batch_size=1024,
     epochs=300,
     base_learning_rate=0.002,
     final_learning_rate=1e-6,
-    warmup_epochs=10.0,
     warmup_start_learning_rate=0.0,
     weight_decay=0.04,
     freeze_prototypes_steps=1251,
@@ -266,9 +254,6 @@ CONFIGS = {
 }
 
 
-# Tuning advice, shown in each field's flag help (`python -m recipes.pretrain --helpfull`).
-# Figures are from benchmarks/RESULTS.md; the collapse and queue advice is the original's
-# README ("Common Issues").
 # What a knob does, in a line, for its flag's help; what changing it measured is in
 # docs/TUNING.md, one section per field of TUNED_FIELDS.
 TUNED_FIELDS = (

@@ -1,8 +1,8 @@
-"""The arguments of SwAV's multi-crop augmentation, checked once for both implementations.
+"""The arguments of SwAV's multi-crop augmentation, checked once for its two front ends.
 
 `swav_keras.data.MultiCrop` (tf.data, on the host) and `swav_keras.layers.MultiCropAugmentation`
-(a Keras layer, on any backend and device) take the same arguments with the same meaning; this
-module validates them and names them, so the two cannot drift apart. It imports no backend.
+(a Keras layer, on any backend and device) run the same `swav_keras.augmentation` functions with
+the same arguments; this module validates and names them once. It imports no backend.
 """
 
 import numbers

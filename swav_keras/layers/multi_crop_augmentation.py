@@ -48,14 +48,15 @@ def _seeds_of_this_replica(generator):
 class MultiCropAugmentation(keras.layers.Layer):
     """Turns a batch of raw images into SwAV's multi-crop views, inside the model.
 
-    The same augmentation as `swav_keras.data.MultiCrop` (same arguments, same semantics: per
-    crop random resized crop, flip, colour jitter in random order, grayscale and blur), written
-    with `keras.ops` instead of tf.data. Give it to `swav_keras.SwAV(augmentation=...)` and
-    `fit` takes batches of raw images: the crops are then made in the compiled training step,
-    on the accelerator, under TensorFlow, JAX or PyTorch, and TensorFlow need not be installed
-    (feed the images with `swav_keras.data.ImageBatches`, or arrays). Use it when the host's
-    CPUs would starve a GPU or TPU, or without TensorFlow; on a CPU-only machine the tf.data
-    `MultiCrop` overlaps the augmentation with the training step instead.
+    The same augmentation as `swav_keras.data.MultiCrop` (same arguments, same functions of
+    `swav_keras.augmentation`: per crop random resized crop, flip, colour jitter in random
+    order, grayscale and blur), in the model instead of tf.data. Give it to
+    `swav_keras.SwAV(augmentation=...)` and `fit` takes batches of raw images: the crops are
+    then made in the compiled training step, on the accelerator, under TensorFlow, JAX or
+    PyTorch, and TensorFlow need not be installed (feed the images with
+    `swav_keras.data.ImageBatches`, or arrays). Use it when the host's CPUs would starve a GPU
+    or TPU, or without TensorFlow; on a CPU-only machine the tf.data `MultiCrop` overlaps the
+    augmentation with the training step instead.
 
     The layer is random whatever `training` says (the views are SwAV's input, at evaluation
     too), draws from its own `keras.random.SeedGenerator`, and computes in float32 under any
