@@ -45,10 +45,9 @@ class PretrainConfig:
         `"grid"` with `grid_size` cells a side), `patch_size`, `depth`, `num_heads`,
         `mlp_ratio` and `vit_pooling` (ViT only, `swav_keras.backbones.VisionTransformer`:
         `width` is its token width; position embeddings learned for the first crop size),
-        `projection_dim`,
-        `hidden_dim`, `hidden_layers`,
-        `num_prototypes`, `temperature`, `epsilon`, `sinkhorn_iterations`, `crops_for_assign`,
-        `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
+        `projection_dim`, `hidden_dim`, `hidden_layers`, `num_prototypes` (an int, or a
+        tuple: one prototype head per entry), `temperature`, `epsilon`, `sinkhorn_iterations`,
+        `crops_for_assign`, `queue_length`, `queue_start_epoch`, `freeze_prototypes_steps`.
     Optimisation: `optimizer` (`"lars"`, `"sgd"` or `"adamw"`), `base_learning_rate`,
         `final_learning_rate`, `warmup_epochs`, `warmup_start_learning_rate`, `weight_decay`,
         `lars_exclude_bias_and_norm` (`LARS(exclude_bias_and_norm=...)`), `momentum`,
@@ -100,7 +99,7 @@ class PretrainConfig:
     projection_dim: int = _SWAV["projection_dim"]
     hidden_dim: int = _SWAV["hidden_dim"]
     hidden_layers: int = _SWAV["hidden_layers"]
-    num_prototypes: int = _SWAV["num_prototypes"]
+    num_prototypes: int | tuple = _SWAV["num_prototypes"]
     temperature: float = _SWAV["temperature"]
     epsilon: float = _SWAV["epsilon"]
     sinkhorn_iterations: int = _SWAV["sinkhorn_iterations"]
@@ -298,7 +297,8 @@ FIELD_ADVICE = {
     "original's).",
     "num_prototypes": "K, the number of clusters; a few to ten times the number of classes. "
     "If the logged `prototypes_used` stays far below K, the batch plus queue is too small "
-    "to fill them: lower K, add a queue, or set `reinitialize_unused_prototypes`.",
+    "to fill them: lower K, add a queue, or set `reinitialize_unused_prototypes`. Several "
+    "values train one head each, as the original's `--nmb_prototypes 3000 3000 3000`.",
     "epsilon": "Sharpness of the Sinkhorn codes. If the loss sits at ln(K), the original "
     "advises 0.03; the codes are computed in float32, so a low value stays finite under "
     "mixed precision.",

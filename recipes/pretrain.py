@@ -172,10 +172,21 @@ def define_config_flags():
             flags.DEFINE_integer(field.name, None, help_text)
         elif field.type is float:
             flags.DEFINE_float(field.name, None, help_text)
-        elif field.type is tuple:
+        elif field.type in (tuple, int | tuple):
             flags.DEFINE_list(field.name, None, help_text + " Comma-separated.")
         else:
             flags.DEFINE_string(field.name, None, help_text)
+
+
+def field_value(field, value, defaults):
+    """A flag's parsed `value` as configuration `field` holds it (`defaults`: a config)."""
+    if field.type is tuple:  # the entries take the type of the default's
+        kind = type(getattr(defaults, field.name)[0])
+        return tuple(kind(v) for v in value)
+    if field.type == int | tuple:  # one int, or several (e.g. one per prototype head)
+        value = tuple(int(v) for v in value)
+        return value[0] if len(value) == 1 else value
+    return value
 
 
 def config_from_flags():
@@ -185,10 +196,7 @@ def config_from_flags():
         value = FLAGS[field.name].value
         if value is None:
             continue
-        if field.type is tuple:
-            kind = type(getattr(defaults, field.name)[0])
-            value = tuple(kind(v) for v in value)
-        overrides[field.name] = value
+        overrides[field.name] = field_value(field, value, defaults)
     return configs.get_config(FLAGS.config, **overrides)
 
 

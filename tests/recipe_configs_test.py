@@ -1,6 +1,7 @@
 """The named pretraining configurations state only what they change."""
 
 import ast
+import dataclasses
 import inspect
 
 import pytest
@@ -46,3 +47,24 @@ def test_defaults_are_the_librarys():
     assert defaults.epsilon == inspect.signature(SwAV).parameters["epsilon"].default
     assert defaults.min_scales == (
         inspect.signature(MultiCropAugmentation).parameters["min_scales"].default)
+
+
+def test_flags_give_one_or_several_prototype_heads_and_typed_tuples():
+    from recipes.pretrain import field_value
+
+    fields = {f.name: f for f in dataclasses.fields(configs.PretrainConfig)}
+    defaults = configs.get_config("fashion_mnist")
+    assert field_value(fields["num_prototypes"], ["300"], defaults) == 300
+    assert field_value(fields["num_prototypes"], ["30", "20", "10"], defaults) == (30, 20, 10)
+    assert field_value(fields["min_scales"], ["0.5", "0.1"], defaults) == (0.5, 0.1)
+    assert field_value(fields["num_crops"], ["2", "6"], defaults) == (2, 6)
+
+
+def test_several_prototype_heads_reach_the_model():
+    from recipes.builders import build_encoder, build_model
+    from swav_keras.data.sources import ImageSourceInfo
+
+    config = configs.get_config("fashion_mnist", width=4, num_prototypes=(12, 6))
+    info = ImageSourceInfo("arrays", "train", 64, 10, (12, 12, 1), (73.0,), (90.0,))
+    model = build_model(config, build_encoder(config, info), steps_per_epoch=5)
+    assert model.num_prototypes == (12, 6)
