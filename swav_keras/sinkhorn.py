@@ -13,18 +13,10 @@ def sinkhorn(scores, epsilon=0.05, iterations=3, all_reduce_sum=None, all_reduce
 
     SwAV turns the scores of a batch against the prototypes into codes `Q` by a few
     Sinkhorn-Knopp iterations on `exp(scores / epsilon)`: each prototype receives `1/K` of
-    the batch's mass, each sample `1/B`, and the result is scaled by `B` so that every
-    sample's code sums to 1. The equal partition is what prevents the trivial solution in
-    which every sample lands on one prototype.
-
-    The computation is done in float32 whatever the input dtype, in the log domain
-    (`logsumexp` per axis): `exp(scores / epsilon)` overflows float32 for `epsilon=0.01` and
-    scores near 1, and shifting by a global maximum flushes the small entries to zero. In the
-    log domain the codes agree with a float64 computation to about 1e-6 for every `epsilon`.
-    No gradient flows through the codes.
-
-    Across replicas, only `O(K)` values per iteration are reduced (the per-prototype sums),
-    plus one `O(K)` maximum at the start; per-sample sums stay local, as in the original.
+    the batch's mass, each sample `1/B`, and the result is scaled by `B` so that every code
+    sums to 1. The equal partition prevents the trivial solution (every sample on one
+    prototype). It computes in float32 in the log domain whatever the input dtype, so the codes
+    stay finite for any `epsilon` under mixed precision; no gradient flows through them.
 
     Args:
         scores: `[B, K]` tensor of sample-prototype scores (cosine similarities in SwAV), any
@@ -63,12 +55,16 @@ def sinkhorn(scores, epsilon=0.05, iterations=3, all_reduce_sum=None, all_reduce
             "`scores` must be a 2-D [batch, prototypes] tensor; "
             f"received shape {tuple(scores.shape)}."
         )
+    # Across replicas only O(K) values per iteration are reduced (the per-prototype sums, and
+    # one maximum at the start); per-sample sums stay local, as in the original.
     adapter = None
     if all_reduce_sum is None or all_reduce_max is None:
         adapter = backends.active()
     all_reduce_sum = all_reduce_sum or adapter.all_reduce_sum
     all_reduce_max = all_reduce_max or adapter.all_reduce_max
 
+    # float32 log domain: exp(scores / epsilon) overflows float32 at epsilon=0.01, and one
+    # global shift would flush the small entries to zero; logsumexp per axis keeps ~1e-6.
     logits = ops.stop_gradient(ops.cast(scores, "float32")) / epsilon
     num_prototypes = logits.shape[1]
     log_k = math.log(num_prototypes)

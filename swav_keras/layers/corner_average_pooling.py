@@ -10,16 +10,12 @@ from swav_keras.validation import check_feature_map_shape
 class CornerAveragePooling2D(keras.layers.Layer):
     """Averages a feature map over its four `(H-1) x (W-1)` corner windows: a 2x2 map.
 
-    SwAV's `eval_linear.py` with `--global_pooling false` does not average ResNet-50's
-    final 7x7 map to one vector: it applies `AvgPool2d(6, stride=1)`, four overlapping 6x6
-    windows, and trains the linear classifier on the flattened 2x2 x 2048 result (the
-    protocol of Goyal et al. 2019, kept from DeepCluster). This layer is that pooling for any
-    map of at least 2x2: windows one row and one column smaller than the map, stride 1, so
-    exactly four of them, whatever the image size. The features keep where things are (top
-    or bottom, left or right) at four times the channels, which a linear classifier can use
-    and a global average throws away. `swav_keras.evaluation.corner_pooled_encoder` puts it on
-    a trained encoder for that linear evaluation; `SmallResNet(pooling="corners")` ends the
-    encoder in it, so that SwAV trains through it and the encoder's own output keeps the grid.
+    The pooling of SwAV's `eval_linear.py --global_pooling false` (`AvgPool2d(6, stride=1)`
+    on ResNet-50's 7x7 map, after Goyal et al. 2019), for any map of at least 2x2: windows one
+    row and one column smaller than the map, so exactly four. The features keep where things
+    are at four times the channels, which a linear classifier can use and a global average
+    throws away. Used by `swav_keras.evaluation.corner_pooled_encoder` and by
+    `SmallResNet(pooling="corners")`.
 
     Input `[B, H, W, C]` (channels last, H and W at least 2); output float32 `[B, 4 * C]`,
     the 2x2 map flattened row by row (top-left, top-right, bottom-left, bottom-right cells,

@@ -11,9 +11,7 @@ class L2Normalize(keras.layers.Layer):
     """Scales each vector to unit L2 norm along `axis` (PyTorch's `F.normalize`).
 
     SwAV compares embeddings and prototypes by cosine similarity: both are normalised so that
-    their dot products lie in [-1, 1]. The norm is computed in float32 even under a mixed
-    precision policy (a float16 sum of squares loses precision) and the result is returned in
-    the layer's compute dtype.
+    their dot products lie in [-1, 1]. Returns the layer's compute dtype.
 
     Args:
         axis: int, the axis to normalise. Defaults to `-1`.
@@ -36,7 +34,7 @@ class L2Normalize(keras.layers.Layer):
         self.epsilon = check_float("epsilon", epsilon, positive=True)
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(inputs, "float32")  # a float16 sum of squares loses precision
         norm = ops.sqrt(ops.sum(ops.square(x), axis=self.axis, keepdims=True))
         return ops.cast(x / ops.maximum(norm, self.epsilon), self.compute_dtype)
 
