@@ -21,7 +21,8 @@ from swav_keras.optimizers import LARS
 
 def _defaults_of(function):
     """`function`'s argument defaults by name: where the library writes them, once."""
-    return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+    parameters = inspect.signature(function).parameters.items()
+    return {name: p.default for name, p in parameters if p.default is not p.empty}
 
 
 _CROPS, _RESNET, _VIT, _SWAV, _LARS = map(

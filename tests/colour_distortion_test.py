@@ -90,8 +90,9 @@ def test_grayscale_keeps_three_equal_channels_and_skips_one_channel():
                                       saturation=0.8), single)
 
 
-def test_blur_matches_numpy_reference():
-    x = batch(n=4, size=9, channels=2)
+@pytest.mark.parametrize("size", [9, 70])  # a banded matrix product; shifted sums above 64
+def test_blur_matches_numpy_reference(size):
+    x = batch(n=4, size=size, channels=2)
     sigma = 1.3
     blurred = run(x, 2, blur_probability=1.0, blur_sigma=(sigma, sigma))
     taps = np.arange(-4, 5)  # radius ceil(3 * 1.3) = 4

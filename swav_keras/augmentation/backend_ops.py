@@ -56,3 +56,8 @@ class _Ops:
 
 
 ops = _Ops()
+
+
+def uniform(shape, seed_generator, minval=0.0, maxval=1.0):
+    """float32 uniform draws in `[minval, maxval)`, whatever `keras.config.floatx()` says."""
+    return ops.random.uniform(shape, minval, maxval, dtype="float32", seed=seed_generator)

@@ -2,16 +2,17 @@
 
 torchvision's `RandomApply([ColorJitter(...)], p)`, `RandomGrayscale(p)` and a Gaussian blur
 applied with probability p, as facebookresearch/swav uses them, vectorised over the batch: every
-image draws its own factors, operation order and decisions, and a decision is a select
-(`ops.where`), so shapes stay static for XLA. Images are float32 `[N, H, W, C]` in [0, 1];
-C is 1 or 3, and one channel skips saturation, hue and grayscale.
+image draws its own factors, operation order and decisions. In a model a decision is a select
+(`ops.where`), so shapes stay static for XLA; in tf.data (`backend_ops.tensorflow_ops()`) it
+computes only the chosen images. Images are float32 `[N, H, W, C]` in [0, 1]; C is 1 or 3,
+and one channel skips saturation, hue and grayscale.
 """
 
 import math
 
 import numpy as np
 
-from swav_keras.augmentation.backend_ops import gathers_chosen_images, ops
+from swav_keras.augmentation.backend_ops import gathers_chosen_images, ops, uniform
 from swav_keras.validation import check_seed_generator
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL.
@@ -71,9 +72,9 @@ def _colour_jitter(x, seed_generator, amounts, probability):
     for name in enabled:
         a = amounts[name]
         low, high = (-a, a) if name == "hue" else (max(0.0, 1.0 - a), 1.0 + a)
-        factors.append(_per_image(ops.random.uniform((n,), low, high, seed=seed_generator)))
-    order = ops.argsort(ops.random.uniform((n, len(enabled)), seed=seed_generator), axis=1)
-    jittered = ops.random.uniform((n,), seed=seed_generator) < probability
+        factors.append(_per_image(uniform((n,), seed_generator, low, high)))
+    order = ops.argsort(uniform((n, len(enabled)), seed_generator), axis=1)
+    jittered = uniform((n,), seed_generator) < probability
     for step in range(len(enabled)):
         # Each jittered image takes exactly one operation per step: the masks are disjoint.
         for i, name in enumerate(enabled):
@@ -91,6 +92,26 @@ def _band(kernel, radius, size):
     return ops.einsum("nt,itj->nij", kernel, ops.convert_to_tensor(one_hot))
 
 
+# Up to this side a blur axis is one banded matrix product (fast on accelerators); above, its
+# cost (side squared per row) passes that of one shifted sum per tap, used instead.
+_BANDED_MAX_SIDE = 64
+
+
+def _blur_axis(x, kernel, radius, axis):
+    """Blurs `[N, H, W, C]` along `axis` (1 or 2) with per-image kernels `[N, taps]`."""
+    size = x.shape[axis]
+    if size <= _BANDED_MAX_SIDE:
+        equation = "nij,njwc->niwc" if axis == 1 else "nij,nhjc->nhic"
+        return ops.einsum(equation, _band(kernel, radius, size), x)
+    index = np.abs(np.arange(-radius, size + radius))  # reflect padding, as `_band`
+    padded = ops.take(x, np.where(index > size - 1, 2 * (size - 1) - index, index), axis=axis)
+    out = 0.0
+    for t in range(2 * radius + 1):
+        window = padded[:, t:t + size] if axis == 1 else padded[:, :, t:t + size]
+        out = out + ops.reshape(kernel[:, t], (-1, 1, 1, 1)) * window
+    return out
+
+
 def _gaussian_blur(x, seed_generator, probability, sigma):
     """Gaussian blur with probability `probability`, sigma uniform in `sigma`, per image."""
     height, width = x.shape[1], x.shape[2]
@@ -98,15 +119,14 @@ def _gaussian_blur(x, seed_generator, probability, sigma):
     if probability <= 0 or radius < 1:
         return x
     n = ops.shape(x)[0]
-    sigmas = ops.random.uniform((n, 1), sigma[0], sigma[1], seed=seed_generator)
-    blurred = ops.random.uniform((n,), seed=seed_generator) < probability
+    sigmas = uniform((n, 1), seed_generator, sigma[0], sigma[1])
+    blurred = uniform((n,), seed_generator) < probability
     taps = ops.arange(-radius, radius + 1, dtype="float32")
 
     def blur(x, sigmas):
         kernel = ops.exp(-0.5 * ops.square(taps / sigmas))
         kernel = kernel / ops.sum(kernel, axis=1, keepdims=True)
-        y = ops.einsum("nij,njwc->niwc", _band(kernel, radius, height), x)
-        return ops.einsum("nij,nhjc->nhic", _band(kernel, radius, width), y)
+        return _blur_axis(_blur_axis(x, kernel, radius, 1), kernel, radius, 2)
 
     return _apply(blurred, blur, x, sigmas)
 
@@ -158,7 +178,7 @@ def colour_distortion(
                "hue": hue}
     x = _colour_jitter(x, seed_generator, amounts, jitter_probability)
     if x.shape[-1] == 3 and grayscale_probability > 0:
-        gray = ops.random.uniform((ops.shape(x)[0],), seed=seed_generator)
+        gray = uniform((ops.shape(x)[0],), seed_generator)
         x = _apply(gray < grayscale_probability,
                    lambda x: ops.broadcast_to(_gray(x), ops.shape(x)), x)
     return _gaussian_blur(x, seed_generator, blur_probability, blur_sigma)

@@ -7,7 +7,7 @@ built from its box: no gather, no per-image loop, the same code on every backend
 
 import math
 
-from swav_keras.augmentation.backend_ops import ops
+from swav_keras.augmentation.backend_ops import ops, uniform
 from swav_keras.validation import check_seed_generator
 
 
@@ -37,9 +37,9 @@ def crop_boxes(num_boxes, height, width, scale, seed_generator, ratio=(3 / 4, 4 
     check_seed_generator("seed_generator", seed_generator)
     h_img, w_img = ops.cast(height, "float32"), ops.cast(width, "float32")
     draws = (num_boxes, attempts)
-    area = h_img * w_img * ops.random.uniform(draws, scale[0], scale[1], seed=seed_generator)
+    area = h_img * w_img * uniform(draws, seed_generator, scale[0], scale[1])
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    aspect = ops.exp(ops.random.uniform(draws, log_ratio[0], log_ratio[1], seed=seed_generator))
+    aspect = ops.exp(uniform(draws, seed_generator, log_ratio[0], log_ratio[1]))
     w = ops.round(ops.sqrt(area * aspect))
     h = ops.round(ops.sqrt(area / aspect))
     fits = (w > 0) & (w <= w_img) & (h > 0) & (h <= h_img)
@@ -53,7 +53,7 @@ def crop_boxes(num_boxes, height, width, scale, seed_generator, ratio=(3 / 4, 4 
     fallback_h = ops.where(in_ratio < ratio[0], ops.round(w_img / ratio[0]), h_img)
     h = ops.where(found, h, fallback_h)
     w = ops.where(found, w, fallback_w)
-    offsets = ops.random.uniform((num_boxes, 2), seed=seed_generator)
+    offsets = uniform((num_boxes, 2), seed_generator)
     top = ops.minimum(ops.floor(offsets[:, 0] * (h_img - h + 1)), h_img - h)
     left = ops.minimum(ops.floor(offsets[:, 1] * (w_img - w + 1)), w_img - w)
     top = ops.where(found, top, ops.floor((h_img - h) / 2))
@@ -107,7 +107,7 @@ def random_resized_crops(images, num_crops, size, scale, seed_generator, flip=Tr
     top, left, h, w = ops.unstack(crop_boxes(n, height, width, scale, seed_generator), axis=1)
     flipped = None
     if flip:
-        flipped = ops.random.uniform((n,), seed=seed_generator) < 0.5
+        flipped = uniform((n,), seed_generator) < 0.5
     rows = _interpolation(top, h, size, height)  # [n, size, H]
     cols = _interpolation(left, w, size, width, flipped)  # [n, size, W]
     rows = ops.reshape(rows, (num_crops, batch, size, height))

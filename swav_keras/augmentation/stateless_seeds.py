@@ -14,8 +14,9 @@ class StatelessSeeds(keras.random.SeedGenerator):
     A `SeedGenerator` keeps its state in a variable, which the parallel calls of a `tf.data`
     map would share (and advance in any order). This one holds a shape-`[2]` int seed, e.g. one
     per batch, and its n-th `next()` is a fixed function of that seed and n, so the same seed
-    gives the same draws whatever the parallelism. Pass it wherever the augmentation takes a
-    `seed_generator`.
+    gives the same draws whatever the parallelism. `swav_keras.data.MultiCrop` passes one per
+    batch and group to the augmentation's functions, with TensorFlow seeds inside
+    `backend_ops.tensorflow_ops()`.
 
     Args:
         seed: shape-`[2]` int tensor.

@@ -6,8 +6,8 @@ blur, each drawn independently per crop. The boxes, flips and colour work are
 `swav_keras.augmentation`'s `keras.ops` functions, the ones `MultiCropAugmentation` runs
 inside the model, computed here by Keras's TensorFlow backend whatever the active backend (as
 Keras's own preprocessing layers in tf.data). Only the reading of the boxes' pixels differs:
-`tf.image.crop_and_resize` (a gather, whose cost does not grow with the image, and which takes
-images of any size) at the coordinates the layer's interpolation matrices use. Randomness is
+`tf.image.crop_and_resize` (a gather, whose cost grows with the crops, not the image, and which
+takes images of any size) at the coordinates the layer's interpolation matrices use. Randomness is
 stateless, seeded per batch: a seed gives the same crops whatever the parallelism.
 
 Values stay in raw pixel scale: images of 0..255 (uint8 or float) give float32 crops of 0..255.
@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from swav_keras.augmentation import colour_distortion, crop_boxes
-from swav_keras.augmentation.backend_ops import ops, tensorflow_ops
+from swav_keras.augmentation.backend_ops import tensorflow_ops, uniform
 from swav_keras.augmentation.stateless_seeds import StatelessSeeds
 from swav_keras.multicrop_arguments import (
     ARGUMENT_NAMES,
@@ -147,10 +147,11 @@ class MultiCrop:
             )
         seeds = tf.random.experimental.stateless_split(seed, len(self.num_crops))
         groups = []
+        padded = _edge_padded(images)
         with tensorflow_ops():
             for g, (n, size) in enumerate(zip(self.num_crops, self.crop_sizes, strict=True)):
                 scale = (self.min_scales[g], self.max_scales[g])
-                crops = _resized_crops(images, n, size, scale, StatelessSeeds(seeds[g]),
+                crops = _resized_crops(padded, n, size, scale, StatelessSeeds(seeds[g]),
                                        self.flip)
                 groups.append(crops * (1.0 / 255.0))
         return tuple(groups)
@@ -186,30 +187,34 @@ class MultiCrop:
         return f"MultiCrop({args})"
 
 
-def _resized_crops(images, num_crops, size, scale, seed_generator, flip):
+def _edge_padded(images):
+    """`images` with one replicated pixel around: `_resized_crops` reads there what the layer's
+    clamped coordinates read (sample coordinates reach half a pixel past the image)."""
+    return tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+
+
+def _resized_crops(padded, num_crops, size, scale, seed_generator, flip):
     """`random_resized_crops`'s crops, `[num_crops * B, size, size, C]`, by `crop_and_resize`.
 
     The same draws in the same order (boxes, then flips), and sample k of a box reads
     coordinate `start + (k + 0.5) * length / size - 0.5`, clamped to the image, as there;
-    images may have any size. Crop `v` of image `b` is row `v * B + b`.
+    images may have any size. `padded`: the images after `_edge_padded`. Crop `v` of image
+    `b` is row `v * B + b`.
     """
-    batch = tf.shape(images)[0]
-    h_img = tf.cast(tf.shape(images)[1], tf.float32)
-    w_img = tf.cast(tf.shape(images)[2], tf.float32)
+    batch = tf.shape(padded)[0]
+    h_img = tf.cast(tf.shape(padded)[1] - 2, tf.float32)
+    w_img = tf.cast(tf.shape(padded)[2] - 2, tf.float32)
     boxes = crop_boxes(num_crops * batch, h_img, w_img, scale, seed_generator)
     top, left, h, w = tf.unstack(boxes, axis=1)
-    # Coordinates reach half a pixel past the image; one replicated pixel around it makes
-    # `crop_and_resize` read there what clamping the coordinate reads (the edge pixel).
-    images = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     y1, y2 = top + 0.5 * h / size + 0.5, top + h - 0.5 * h / size + 0.5
     x1, x2 = left + 0.5 * w / size + 0.5, left + w - 0.5 * w / size + 0.5
     if flip:  # swapping the box's horizontal ends flips the crop, at no cost
-        flipped = ops.random.uniform((num_crops * batch,), seed=seed_generator) < 0.5
+        flipped = uniform((num_crops * batch,), seed_generator) < 0.5
         x1, x2 = tf.where(flipped, x2, x1), tf.where(flipped, x1, x2)
     normalised = tf.stack([y1 / (h_img + 1), x1 / (w_img + 1), y2 / (h_img + 1),
                            x2 / (w_img + 1)], axis=1)
     indices = tf.tile(tf.range(batch), [num_crops])
-    return tf.image.crop_and_resize(images, normalised, indices, [size, size])
+    return tf.image.crop_and_resize(padded, normalised, indices, [size, size])
 
 
 def _image_of(*element):
