@@ -4,8 +4,15 @@ import keras
 
 from swav_keras.augmentation.backend_ops import ops
 
-# Draw n uses the seed with n * _STRIDE added to its key half: a new stream per draw.
+# Seeds `steps` apart differ by `steps * _STRIDE` in their key half: two streams of seeds meet
+# only if their own seeds differ by a multiple of it.
 _STRIDE = 65537
+
+
+def moved_key(seed, steps):
+    """`seed` (shape `[2]`, int) with `steps * 65537` added to its key half: another stream."""
+    key = ops.cast(steps, seed.dtype) * _STRIDE
+    return seed + ops.stack([key, ops.zeros_like(key)])
 
 
 class StatelessSeeds(keras.random.SeedGenerator):
@@ -29,5 +36,4 @@ class StatelessSeeds(keras.random.SeedGenerator):
     def next(self, ordered=True):
         del ordered
         self.draws += 1
-        return self.seed + ops.cast(ops.convert_to_tensor([self.draws * _STRIDE, 0]),
-                                    self.seed.dtype)
+        return moved_key(self.seed, self.draws)

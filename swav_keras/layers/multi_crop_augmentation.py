@@ -6,15 +6,12 @@ from keras import ops
 from swav_keras import backends
 from swav_keras.augmentation.colour_distortion import colour_distortion
 from swav_keras.augmentation.resized_crops import random_resized_crops
+from swav_keras.augmentation.stateless_seeds import moved_key
 from swav_keras.multicrop_arguments import (
     ARGUMENT_NAMES,
     check_multicrop_arguments,
     colour_arguments,
 )
-
-# Replica r draws with r * _REPLICA_STRIDE added to the key half of each seed: replicas never
-# share a key, and two layers' streams meet only if their seeds differ by a multiple of it.
-_REPLICA_STRIDE = 65537
 
 
 class _ReplicaSeeds(keras.random.SeedGenerator):
@@ -31,9 +28,7 @@ class _ReplicaSeeds(keras.random.SeedGenerator):
         self.generator, self.replica = generator, replica
 
     def next(self, ordered=True):
-        seed = self.generator.next(ordered)
-        key = ops.cast(self.replica, seed.dtype) * _REPLICA_STRIDE
-        return seed + ops.stack([key, ops.zeros_like(key)])
+        return moved_key(self.generator.next(ordered), self.replica)
 
 
 def _seeds_of_this_replica(generator):
