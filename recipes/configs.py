@@ -13,6 +13,7 @@ argument's default (`_defaults_of`), and a named configuration states only what 
 import dataclasses
 import inspect
 
+from recipes.config_checks import check_config
 from swav_keras import SwAV
 from swav_keras.backbones import SmallResNet, VisionTransformer
 from swav_keras.layers import MultiCropAugmentation
@@ -131,6 +132,9 @@ class PretrainConfig:
     knn_temperature: float = 0.07
     linear_epochs: int = 100
     knn_monitor_examples: int = 0
+
+    def __post_init__(self):
+        check_config(self)  # once, here: every configuration that exists can train
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -68,16 +68,9 @@ from recipes.builders import (
     build_model,
     build_multicrop,
     build_optimizer,
-    check_training_fields,
 )
 from recipes.features import knn_monitor
-from recipes.inputs import (
-    image_batches,
-    plain_batches,
-    served_batches,
-    subset,
-    tensorflow_available,
-)
+from recipes.inputs import TrainingInput, plain_batches, tensorflow_available
 from recipes.pictures import plot_clusters
 from recipes.training_log import TrainingLog, logged_metrics
 from recipes.workdir import (
@@ -231,7 +224,18 @@ def pretrain(config, workdir, data_dir=None, train_examples=None, seed=0, resume
             f"`conv_implementation` must be one of {CONV_IMPLEMENTATIONS}; received "
             f"conv_implementation={conv_implementation!r}."
         )
-    check_training_fields(config, train_examples)
+    if not isinstance(config, configs.PretrainConfig):  # which checked its fields when made
+        raise TypeError(
+            "`config` must be a `recipes.configs.PretrainConfig`; received "
+            f"config={config!r} of type {type(config).__name__}."
+        )
+    if train_examples is not None:
+        check_int("train_examples", train_examples, minimum=1)
+        if train_examples < config.batch_size:
+            raise ValueError(
+                f"`train_examples` must be at least `batch_size`; received "
+                f"train_examples={train_examples}, batch_size={config.batch_size}."
+            )
     check_int("seed", seed, minimum=0)
     check_int("backup_every_steps", backup_every_steps, minimum=0)
     image_checks.check_strict_images(strict_images)
@@ -270,18 +274,10 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     """`pretrain` once `own_folder` is locked for this process: everything is checked and
     built before the first file is written."""
     import keras
-    import numpy as np
 
-    # `data`'s tf.data parts import TensorFlow when first used, its NumPy parts do not.
-    from swav_keras import backends, callbacks, data
+    from swav_keras import callbacks
     from swav_keras.data import image_checks
-    from swav_keras.layers import (
-        NativeBatchNormalization,
-        NativeConv2D,
-        with_conv_implementation,
-        with_layer_implementation,
-    )
-    from swav_keras.visualization import plot_multicrops, plot_training_curves
+    from swav_keras.visualization import plot_multicrops
 
     chief = spread.process_index == 0
     check_process_count(workdir, spread.process_count, write=False)
@@ -299,125 +295,41 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
     keras.utils.set_random_seed(seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
-    # With the crops made in the model, Fashion-MNIST is read into memory by NumPy, and an
-    # image folder where TensorFlow is not installed streams from disk (an `ImageFiles`, read
-    # by Pillow), both served by `ImageBatches`: no TensorFlow needed. Everything else streams
-    # through tf.data. `as_arrays`: images are a NumPy array or an `ImageFiles`.
-    as_arrays = config.augment_in_model and (config.dataset == "fashion_mnist" or (
-        os.path.isdir(os.path.expanduser(config.dataset)) and not tensorflow_available()))
-    if as_arrays:
-        images, labels, info = data.load_arrays(config.dataset, "train", data_dir,
-                                                config.image_size or None, take=train_examples,
-                                                lazy=True, strict_images=strict_images)
-    else:
-        images, info = data.load_images(
-            config.dataset, "train", data_dir, config.image_size or None, take=train_examples,
-            strict_images=strict_images)
-    batch_size, examples = config.batch_size, info.num_examples
-    if spread.shards_input:  # torch.distributed: this process's share of every global batch
-        if batch_size % spread.process_count:
-            raise ValueError(
-                f"`batch_size` ({batch_size}) must be a multiple of the {spread.process_count} "
-                "processes."
-            )
-        batch_size //= spread.process_count
-        examples //= spread.process_count
-        if as_arrays:
-            share = slice(spread.process_index, None, spread.process_count)
-            images = subset(subset(images, share), slice(examples))
-            labels = labels[share][:examples]
-        else:
-            images = images.shard(spread.process_count, spread.process_index).take(examples)
-    steps_per_epoch = examples // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"`batch_size` must be at most the {info.num_examples} training images; received "
-            f"batch_size={config.batch_size}."
-        )
-    augmentation = None
+    source = TrainingInput.load(config, spread, data_dir, train_examples, seed, strict_images)
     # Processes draw different crops of their shares; the replicas of one tf.distribute
     # process share the layer's generator and move its seeds by their replica index.
     layer_seed = seed + spread.process_index
-
-    def batches(epoch, skip=0):
-        """Epoch `epoch`'s input from its batch `skip` on, made from `seed` and `epoch` alone:
-        a resumed epoch gets the batches (and tf.data crops) it would have had."""
-        if as_arrays:  # `ImageBatches`: the model makes the crops
-            return served_batches(images, batch_size, seed, epoch, skip)
-        # tf.data cannot seed a shuffle per epoch inside one pipeline: one pipeline per epoch.
-        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)
-        if config.augment_in_model:  # tf.data only shuffles and batches raw images
-            dataset = image_batches(images, batch_size, epoch_seed)
-        else:
-            dataset = data.multicrop_dataset(images, build_multicrop(config), batch_size,
-                                             seed=epoch_seed)
-        return dataset.skip(skip) if skip else dataset
-
-    if as_arrays:
-        first_images = images[:batch_size]
+    if source.as_arrays:
+        first_images = source.images[:source.batch_size]
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
     elif config.augment_in_model:
-        (first_images,) = next(iter(batches(0).take(1)))
+        (first_images,) = next(iter(source.batches(0).take(1)))
         first_batch = build_multicrop(config, layer=True, seed=layer_seed)(first_images)
     else:
-        (first_batch,) = next(iter(batches(0).take(1)))
-    with spread.scope():
-        encoder, chosen = with_conv_implementation(build_encoder(config, info),
-                                                   conv_implementation)
-        # PyTorch's own convolution and BatchNorm kernels under torch: the same function, faster
-        # (benchmarks/step_vs_pytorch.py); encoder.keras is saved with Keras's layers.
-        encoder, _ = with_layer_implementation(encoder, "auto")
-        if config.augment_in_model:
-            augmentation = build_multicrop(config, layer=True, seed=layer_seed)
-        model = build_model(config, encoder, steps_per_epoch, spread, augmentation)
-        if chief and verbose:  # what the model holds: synchronised BatchNorm takes Keras's ops
-            native = sum(isinstance(layer, NativeConv2D) or (
-                isinstance(layer, NativeBatchNormalization)
-                and not layer.synchronized_across_replicas) for layer in model.encoder.layers)
-            print(f"Encoder convolutions: {chosen} "
-                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
-                  + (f"; {native} layers as PyTorch's own kernels." if native else "."))
-        model.compile(optimizer=build_optimizer(config, steps_per_epoch))
-        # Builds the model (BackupAndRestore needs it).
-        model(first_images if augmentation else first_batch, training=False)
+        (first_batch,) = next(iter(source.batches(0).take(1)))
+    model = _build_model(config, spread, source.info, source.steps_per_epoch, layer_seed,
+                         conv_implementation, chief and verbose,
+                         first_images if config.augment_in_model else first_batch)
     if chief:  # the first files written
         write_record(workdir, record)
         check_process_count(workdir, spread.process_count, write=True)
         plot_multicrops([keras.ops.convert_to_numpy(c) for c in first_batch],
                         os.path.join(workdir, "multicrops.png"), num_images=6)
 
-    csv_path = os.path.join(workdir, "training_log.csv")
     encoder_path = os.path.join(workdir, "encoder.keras")
-    fit_callbacks = [  # the monitor first: an epoch-end backup holds what it changed
-        callbacks.AssignmentMonitor(
-            reinitialize_unused=config.reinitialize_unused_prototypes, seed=seed, verbose=0
-        ),
-        backup,
-    ]
-    if chief and config.knn_monitor_examples:  # before the loggers, which record its figures
-        fit_callbacks.append(knn_monitor(config, data_dir, strict_images))
-    if chief:
-        fit_callbacks += [
-            callbacks.EncoderCheckpoint(encoder_path),
-            TrainingLog(csv_path, steps_done if epoch < config.epochs else 0),
-        ]
-        if tensorflow_available():  # TensorBoard writes through tf.summary
-            fit_callbacks.append(
-                keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False))
-        elif verbose:
-            print("No TensorBoard logs: TensorFlow is not installed (training_log.csv holds "
-                  "the same figures).")
-    fit_callbacks += list(extra_callbacks)
+    fit_callbacks = _fit_callbacks(config, workdir, chief, backup, seed, data_dir,
+                                   strict_images, steps_done if epoch < config.epochs else 0,
+                                   verbose) + list(extra_callbacks)
     fit = dict(epochs=config.epochs, shuffle=False, verbose=verbose if chief else 0)
     history = {}
     if steps_done and epoch < config.epochs and chief and verbose:
         print(f"Resuming epoch {epoch + 1}/{config.epochs} after its step "
-              f"{steps_done}/{steps_per_epoch}.")
+              f"{steps_done}/{source.steps_per_epoch}.")
     # One `fit` per epoch, each on its own epoch's input (`batches`); an interrupted epoch
     # runs only its remaining batches.
     for e in range(epoch, config.epochs):
-        run = model.fit(batches(e, steps_done if e == epoch else 0), initial_epoch=e, **fit,
-                        callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
+        run = model.fit(source.batches(e, steps_done if e == epoch else 0), initial_epoch=e,
+                        **fit, callbacks=fit_callbacks + [callbacks.StopAfterEpoch()])
         for name, values in run.history.items():
             history[name] = history.get(name, []) + values
     if epoch >= config.epochs:
@@ -430,21 +342,7 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
                   "encoder.keras and the figures are written again from its backup (to train "
                   "on, raise --epochs with --allow_changed=epochs).")
     if chief:
-        # On multi-host JAX, on copies that this process holds (the others have finished).
-        local = backends.active().process_local(
-            model.encoder, model.projection_head, model.prototypes)
-        with local as (encoder, projection_head, prototypes):
-            final = encoder
-            if config.precise_bn_examples:
-                final = _with_precise_batch_norm(encoder, plain_batches(images),
-                                                 config.precise_bn_examples, verbose)
-            callbacks.save_encoder(final, encoder_path)
-            if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
-                plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"),
-                                     metrics=logged_metrics(csv_path))
-            plot_clusters(encoder, projection_head, prototypes,
-                          (images, labels) if as_arrays else images,
-                          os.path.join(workdir, "prototype_neighbours.png"), info)
+        _write_results(config, workdir, model, source, verbose)
     bad_images = image_checks.bad_images(os.path.expanduser(config.dataset))
     if chief and bad_images:
         print(f"Bad images: {len(bad_images)} files skipped (named in the warnings above).")
@@ -454,11 +352,101 @@ def _pretrain(config, workdir, own_folder, spread, start, data_dir, train_exampl
         "model": model,
         "history": history,
         "epochs": config.epochs,
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": source.steps_per_epoch,
         "seconds": time.time() - start,
-        "info": info,
+        "info": source.info,
         "distribution": spread,
     }
+
+
+def _build_model(config, spread, info, steps_per_epoch, layer_seed, conv_implementation,
+                 verbose, first_input):
+    """The compiled SwAV model of `config`, built in `spread`'s scope on `first_input` (its
+    variables made there; `BackupAndRestore` needs them)."""
+    import keras
+
+    from swav_keras.layers import (
+        NativeBatchNormalization,
+        NativeConv2D,
+        with_conv_implementation,
+        with_layer_implementation,
+    )
+
+    with spread.scope():
+        encoder, chosen = with_conv_implementation(build_encoder(config, info),
+                                                   conv_implementation)
+        # PyTorch's own convolution and BatchNorm kernels under torch: the same function, faster
+        # (benchmarks/step_vs_pytorch.py); encoder.keras is saved with Keras's layers.
+        encoder, _ = with_layer_implementation(encoder, "auto")
+        augmentation = None
+        if config.augment_in_model:
+            augmentation = build_multicrop(config, layer=True, seed=layer_seed)
+        model = build_model(config, encoder, steps_per_epoch, spread, augmentation)
+        if verbose:  # what the model holds: synchronised BatchNorm takes Keras's ops
+            native = sum(isinstance(layer, NativeConv2D) or (
+                isinstance(layer, NativeBatchNormalization)
+                and not layer.synchronized_across_replicas) for layer in model.encoder.layers)
+            print(f"Encoder convolutions: {chosen} "
+                  f"(--conv_implementation={conv_implementation}, {keras.backend.backend()})"
+                  + (f"; {native} layers as PyTorch's own kernels." if native else "."))
+        model.compile(optimizer=build_optimizer(config, steps_per_epoch))
+        model(first_input, training=False)
+    return model
+
+
+def _fit_callbacks(config, workdir, chief, backup, seed, data_dir, strict_images,
+                   resumed_at_step, verbose):
+    """`fit`'s callbacks: the monitor first (an epoch-end backup holds what it changed), the
+    backup; on the chief, the kNN monitor before the loggers that record its figures."""
+    import keras
+
+    from swav_keras import callbacks
+
+    fit_callbacks = [
+        callbacks.AssignmentMonitor(
+            reinitialize_unused=config.reinitialize_unused_prototypes, seed=seed, verbose=0
+        ),
+        backup,
+    ]
+    if not chief:
+        return fit_callbacks
+    if config.knn_monitor_examples:
+        fit_callbacks.append(knn_monitor(config, data_dir, strict_images))
+    fit_callbacks += [
+        callbacks.EncoderCheckpoint(os.path.join(workdir, "encoder.keras")),
+        TrainingLog(os.path.join(workdir, "training_log.csv"), resumed_at_step),
+    ]
+    if tensorflow_available():  # TensorBoard writes through tf.summary
+        fit_callbacks.append(
+            keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False))
+    elif verbose:
+        print("No TensorBoard logs: TensorFlow is not installed (training_log.csv holds "
+              "the same figures).")
+    return fit_callbacks
+
+
+def _write_results(config, workdir, model, source, verbose):
+    """The chief's files after training: encoder.keras (with PreciseBN statistics when
+    asked), the training curves and the prototypes' neighbours."""
+    from swav_keras import backends, callbacks
+    from swav_keras.visualization import plot_training_curves
+
+    csv_path = os.path.join(workdir, "training_log.csv")
+    # On multi-host JAX, on copies that this process holds (the others have finished).
+    local = backends.active().process_local(
+        model.encoder, model.projection_head, model.prototypes)
+    with local as (encoder, projection_head, prototypes):
+        final = encoder
+        if config.precise_bn_examples:
+            final = _with_precise_batch_norm(encoder, plain_batches(source.images),
+                                             config.precise_bn_examples, verbose)
+        callbacks.save_encoder(final, os.path.join(workdir, "encoder.keras"))
+        if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+            plot_training_curves(csv_path, os.path.join(workdir, "training_curves.png"),
+                                 metrics=logged_metrics(csv_path))
+        images = (source.images, source.labels) if source.as_arrays else source.images
+        plot_clusters(encoder, projection_head, prototypes, images,
+                      os.path.join(workdir, "prototype_neighbours.png"), source.info)
 
 
 def _with_precise_batch_norm(encoder, images, examples, verbose="auto"):

@@ -364,6 +364,17 @@ def test_bad_flags_are_refused_by_name_before_anything_is_written(tmp_path, chan
     assert not os.path.exists(workdir)
 
 
+def test_a_config_that_is_not_a_pretrain_config_is_refused(tmp_path):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(TypeError) as info:
+        pretrain({"epochs": 1}, workdir, verbose=0)
+    assert str(info.value) == (
+        "`config` must be a `recipes.configs.PretrainConfig`; received config={'epochs': 1} "
+        "of type dict."
+    )
+    assert not os.path.exists(workdir)
+
+
 def test_a_workdir_that_is_a_file_is_refused_by_name(tmp_path):
     path = tmp_path / "a_file"
     path.write_text("kept")

@@ -26,6 +26,21 @@ def _check_image_size(image_size, patch_size):
     return tuple(sizes)
 
 
+def check_vit_shape(patch_size, width, depth, num_heads, mlp_ratio):
+    """Returns `VisionTransformer`'s shape arguments checked, in that order."""
+    patch_size = check_int("patch_size", patch_size, minimum=1)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=1)
+    num_heads = check_int("num_heads", num_heads, minimum=1)
+    if width % num_heads:
+        raise ValueError(
+            f"`width` must be a multiple of `num_heads`; received width={width}, "
+            f"num_heads={num_heads}."
+        )
+    mlp_ratio = check_float("mlp_ratio", mlp_ratio, positive=True)
+    return patch_size, width, depth, num_heads, mlp_ratio
+
+
 def VisionTransformer(
     patch_size=16,
     width=384,
@@ -102,16 +117,8 @@ def VisionTransformer(
         Recognition at Scale", ICLR 2021. Caron et al., "Emerging Properties in
         Self-Supervised Vision Transformers" (DINO), ICCV 2021.
     """
-    patch_size = check_int("patch_size", patch_size, minimum=1)
-    width = check_int("width", width, minimum=1)
-    depth = check_int("depth", depth, minimum=1)
-    num_heads = check_int("num_heads", num_heads, minimum=1)
-    if width % num_heads:
-        raise ValueError(
-            f"`width` must be a multiple of `num_heads`; received width={width}, "
-            f"num_heads={num_heads}."
-        )
-    mlp_ratio = check_float("mlp_ratio", mlp_ratio, positive=True)
+    patch_size, width, depth, num_heads, mlp_ratio = check_vit_shape(
+        patch_size, width, depth, num_heads, mlp_ratio)
     image_size = _check_image_size(image_size, patch_size)
     if pooling not in VIT_POOLINGS:
         raise ValueError(f"`pooling` must be one of {VIT_POOLINGS}; received pooling={pooling!r}.")
