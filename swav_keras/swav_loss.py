@@ -31,6 +31,16 @@ def assignment_codes(
 
     Returns:
         float32 `[B, K]` codes with no gradient.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from swav_keras import assignment_codes
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.uniform(-1, 1, (4, 3)).astype("float32")
+    >>> queued = rng.uniform(-1, 1, (12, 3)).astype("float32")
+    >>> tuple(assignment_codes(scores, queued).shape)  # the batch's rows only
+    (4, 3)
     """
     if queue_scores is None:
         return sinkhorn(scores, epsilon, sinkhorn_iterations, all_reduce_sum, all_reduce_max)
@@ -59,6 +69,16 @@ def swapped_prediction(crop_scores, codes, crops_for_assign=(0, 1), temperature=
 
     Returns:
         A float32 scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from swav_keras import sinkhorn, swapped_prediction
+    >>> rng = np.random.default_rng(0)
+    >>> scores = [rng.uniform(-1, 1, (4, 3)).astype("float32") for _ in range(3)]
+    >>> codes = [sinkhorn(scores[0]), sinkhorn(scores[1])]
+    >>> float(swapped_prediction(scores, codes)) > 0  # a cross-entropy
+    True
     """
     num_crops = len(crop_scores)
     log_probs = [

@@ -62,7 +62,9 @@ def fenced_examples():
 def test_doctests(module_name):
     module = importlib.import_module(module_name)
     finder = doctest.DocTestFinder(exclude_empty=True)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    # verbose=False: by default doctest reads `-v` from sys.argv and reports every success.
+    runner = doctest.DocTestRunner(verbose=False,
+                                   optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report = []
     for test in finder.find(module, globs={}):
         runner.run(test, out=report.append)

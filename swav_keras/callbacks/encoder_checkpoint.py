@@ -53,6 +53,21 @@ def save_encoder(encoder, filepath):
     (same weights; they differ only when training on several replicas), and `Im2colConv2D`,
     `NativeConv2D` and `NativeBatchNormalization` as plain Keras layers (same weights and
     function), so the file loads with Keras alone.
+
+    Args:
+        encoder: a functional `keras.Model`, e.g. `SwAV.encoder`.
+        filepath: the `.keras` file written; its folder is made if missing.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import keras
+    >>> from swav_keras.backbones import SmallResNet
+    >>> from swav_keras.callbacks import save_encoder
+    >>> path = os.path.join(tempfile.mkdtemp(), "encoder.keras")
+    >>> save_encoder(SmallResNet(4, (None, None, 1)), path)
+    >>> keras.models.load_model(path).output_shape
+    (None, 32)
     """
     from swav_keras.layers import native_layers
     from swav_keras.layers.im2col_conv2d import Im2colConv2D, to_conv2d
