@@ -117,6 +117,19 @@ def to_im2col_conv2d(model):
 
     Args:
         model: a functional or sequential `keras.Model`.
+
+    Returns:
+        A new model of the same architecture, weights and function.
+
+    Example:
+
+    >>> from swav_keras.backbones import SmallResNet
+    >>> from swav_keras.layers import Im2colConv2D, to_conv2d, to_im2col_conv2d
+    >>> fast = to_im2col_conv2d(SmallResNet(4, (None, None, 1)))
+    >>> any(isinstance(layer, Im2colConv2D) for layer in fast.layers)
+    True
+    >>> any(isinstance(layer, Im2colConv2D) for layer in to_conv2d(fast).layers)
+    False
     """
     return _replace_convs(
         model,
@@ -130,6 +143,9 @@ def to_conv2d(model):
 
     Args:
         model: a functional or sequential `keras.Model`.
+
+    Returns:
+        A new model of the same architecture, weights and function.
     """
     return _replace_convs(
         model, lambda layer: isinstance(layer, Im2colConv2D), keras.layers.Conv2D

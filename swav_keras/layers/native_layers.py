@@ -173,6 +173,16 @@ def to_native_layers(model):
 
     Returns:
         A new model of the same architecture, weights and function.
+
+    Example:
+
+    >>> from swav_keras.backbones import SmallResNet
+    >>> from swav_keras.layers import NativeConv2D, to_keras_layers, to_native_layers
+    >>> native = to_native_layers(SmallResNet(4, (None, None, 1)))
+    >>> any(isinstance(layer, NativeConv2D) for layer in native.layers)
+    True
+    >>> any(isinstance(layer, NativeConv2D) for layer in to_keras_layers(native).layers)
+    False
     """
     return _replace(model, _NATIVE)
 

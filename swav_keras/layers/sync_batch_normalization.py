@@ -163,6 +163,18 @@ def to_sync_batch_normalization(model):
     Returns:
         A new model of the same architecture and weights, with `SyncBatchNormalization`
         layers in place of `keras.layers.BatchNormalization` ones.
+
+    Example:
+
+    >>> from swav_keras.backbones import SmallResNet
+    >>> from swav_keras.layers import (SyncBatchNormalization, to_batch_normalization,
+    ...                                to_sync_batch_normalization)
+    >>> synced = to_sync_batch_normalization(SmallResNet(4, (None, None, 1)))
+    >>> any(isinstance(layer, SyncBatchNormalization) for layer in synced.layers)
+    True
+    >>> plain = to_batch_normalization(synced)  # for export
+    >>> any(isinstance(layer, SyncBatchNormalization) for layer in plain.layers)
+    False
     """
     return _replace_batch_normalization(model, SyncBatchNormalization)
 
