@@ -26,6 +26,18 @@ def im2col_conv(inputs, kernel):
 
     Returns:
         `[batch, height, width, out]` tensor.
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from swav_keras.layers import im2col_conv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 5, 5, 2)).astype("float32")
+    >>> k = rng.normal(size=(3, 3, 2, 4)).astype("float32")
+    >>> same = keras.ops.conv(x, k, padding="same")
+    >>> np.allclose(np.asarray(im2col_conv(x, k)), np.asarray(same), atol=1e-4)
+    True
     """
     size = kernel.shape[0]
     half = size // 2

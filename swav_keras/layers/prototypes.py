@@ -15,6 +15,14 @@ class UnitNormalInitializer(keras.initializers.Initializer):
 
     Args:
         seed: optional int seed. Defaults to `None`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from swav_keras.layers import UnitNormalInitializer
+    >>> columns = np.asarray(UnitNormalInitializer(seed=0)((8, 3)))
+    >>> np.allclose(np.linalg.norm(columns, axis=0), 1.0, atol=1e-6)
+    True
     """
 
     def __init__(self, seed=None):
