@@ -262,8 +262,8 @@ CONFIGS = {
 # docs/TUNING.md, one section per field of TUNED_FIELDS.
 TUNED_FIELDS = (
     "num_crops", "min_scales", "brightness", "epochs", "pooling", "grid_size", "batch_size",
-    "base_learning_rate", "width", "stages", "hidden_layers", "queue_length", "mixed_precision",
-    "augment_in_model", "precise_bn_examples",
+    "base_learning_rate", "lars_exclude_bias_and_norm", "width", "stages", "hidden_layers",
+    "queue_length", "mixed_precision", "augment_in_model", "precise_bn_examples",
 )
 FIELD_ADVICE = {
     "num_crops": "Crops per image in each resolution group (high resolution first).",
