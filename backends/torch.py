@@ -151,7 +151,9 @@ class _NativeOps:
     def batch_norm(inputs, gamma, beta, mean, variance, training, epsilon):
         """BatchNorm over every axis but the last; returns `(outputs, batch_mean,
         batch_variance)`, the batch statistics (biased variance, no gradient) when
-        `training`, else `None`s and `mean`/`variance` are used."""
+        `training`, else `None`s and `mean`/`variance` are used. `inputs` may be float16 or
+        bfloat16 with float32 parameters: the kernel accumulates in float32 and returns the
+        inputs' dtype."""
         channels_first = inputs.movedim(-1, 1)
         if not training:
             outputs = torch.nn.functional.batch_norm(
@@ -173,27 +175,31 @@ class _NativeOps:
 
         Args: the Keras `variables`, their `gradients`, their momentum `buffers` (Keras
         variables, or an empty list without momentum), `adapted` (one bool per variable) and
-        the optimizer's hyperparameters; `learning_rate` a number or 0-d tensor.
+        the optimizer's hyperparameters; `learning_rate` a number, 0-d tensor or Keras variable.
         """
+        # No value comes back to the host (`float`, `tolist`): on a GPU that would wait for
+        # the step's kernels each step, where PyTorch's own optimizers keep queueing.
         with torch.no_grad():
             params = [v.value for v in variables]
             grads = [g.to(p.dtype) for g, p in zip(gradients, params)]
-            lr = float(learning_rate)
+            lr = getattr(learning_rate, "value", learning_rate)  # a Keras variable, or not
+            lr = torch.as_tensor(lr, dtype=torch.float32, device=params[0].device)
             chosen = [i for i, a in enumerate(adapted) if a]
             if chosen:
                 p_norm = torch.stack(torch._foreach_norm([params[i] for i in chosen]))
                 g_norm = torch.stack(torch._foreach_norm([grads[i] for i in chosen]))
                 local_lr = trust_coefficient * p_norm / (g_norm + p_norm * weight_decay + epsilon)
                 if clip:
-                    local_lr = torch.where(local_lr < lr, local_lr / (lr if lr > 0 else 1.0),
+                    local_lr = torch.where(local_lr < lr,
+                                           local_lr / torch.where(lr > 0, lr, 1.0),
                                            torch.ones_like(local_lr))
                 ok = (p_norm > 0) & (g_norm > 0)
-                scale = torch.where(ok, local_lr, torch.ones_like(local_lr)).tolist()
+                scale = torch.where(ok, local_lr, torch.ones_like(local_lr)).unbind(0)
                 decay = torch.where(ok, local_lr * weight_decay,
-                                    torch.zeros_like(local_lr)).tolist()
-                scaled = torch._foreach_mul([grads[i] for i in chosen], scale)
+                                    torch.zeros_like(local_lr)).unbind(0)
+                scaled = torch._foreach_mul([grads[i] for i in chosen], list(scale))
                 torch._foreach_add_(scaled, torch._foreach_mul([params[i] for i in chosen],
-                                                               decay))
+                                                               list(decay)))
                 for i, g in zip(chosen, scaled):
                     grads[i] = g
             if momentum != 0:
@@ -203,7 +209,7 @@ class _NativeOps:
                 steps = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
             else:
                 steps = grads
-            torch._foreach_add_(params, steps, alpha=-lr)
+            torch._foreach_sub_(params, torch._foreach_mul(steps, lr))
 
 
 def native_ops():

@@ -189,3 +189,41 @@ def test_saved_native_encoder_loads_and_exports_plain_layers(tmp_path):
                    for layer in plain.layers)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(x, training=False)), want,
                                **TOLERANCE)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 5, 3), (6, 5)])
+def test_native_batch_norm_under_mixed_bfloat16_matches_keras(shape):
+    """Under `mixed_bfloat16` the native layer takes the bfloat16 input as it is (PyTorch's
+    kernel accumulates in float32); outputs and the input's gradient agree with Keras's
+    float32 computation to bfloat16's rounding, the float32 statistics to 1e-5."""
+    x = (np.random.default_rng(0).standard_normal(shape) * 3 + 1).astype("float32")
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        native = NativeBatchNormalization(momentum=0.9, epsilon=1e-5)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    probe = np.random.default_rng(1).standard_normal(shape).astype("float32")
+    results = []
+    for layer in (plain, native):
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]).astype("float32"))
+        values = [keras.ops.convert_to_numpy(layer(x, training=False)).astype("float32")]
+
+        def fn(tensors, layer=layer):
+            out, _ = layer.stateless_call(
+                [v.value for v in layer.trainable_variables],
+                [v.value for v in layer.non_trainable_variables], tensors[0], training=True,
+            )
+            return keras.ops.sum(keras.ops.multiply(keras.ops.cast(out, "float32"), probe))
+
+        _, (grad,) = gradients(fn, [x])
+        out = layer(x, training=True)
+        assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+        values += [keras.ops.convert_to_numpy(out).astype("float32"), grad]
+        values += [keras.ops.convert_to_numpy(v) for v in (layer.moving_mean,
+                                                           layer.moving_variance)]
+        results.append(values)
+    for index, (got, want) in enumerate(zip(results[1], results[0])):
+        bound = 1e-5 if index >= 3 else 2 ** -7  # bfloat16 keeps 8 significant bits
+        assert relative_error(got, want) < bound, index

@@ -103,9 +103,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
         synchronized = self.synchronized_across_replicas
         if native is None or mask is not None or self.renorm or synchronized or not last_axis:
             return super().call(inputs, training=training, mask=mask)
-        # As Keras: statistics and normalisation in (at least) float32.
-        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        dtype = inputs.dtype
+        # Statistics, parameters and moving averages in (at least) float32, as Keras. A float16
+        # or bfloat16 input goes in as it is: the fused kernel accumulates in float32 and
+        # returns the input's dtype, where a float32 copy (Keras's path) would be kept for the
+        # backward pass of every BatchNorm.
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        if keras.backend.standardize_dtype(inputs.dtype) not in ("float16", "bfloat16"):
+            inputs = ops.cast(inputs, dtype)
         gamma = ops.cast(self.gamma, dtype) if self.scale else None
         beta = ops.cast(self.beta, dtype) if self.center else None
         moving_mean = ops.cast(self.moving_mean, dtype)
