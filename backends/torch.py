@@ -148,6 +148,12 @@ class _NativeOps:
         return outputs.permute(0, 2, 3, 1)
 
     @staticmethod
+    def subsample(inputs, strides):
+        """Every `strides`-th pixel of `inputs [B, H, W, C]` from the first (1x1 max pooling):
+        a strided view, no copy."""
+        return inputs[:, ::strides[0], ::strides[1], :]
+
+    @staticmethod
     def batch_norm(inputs, gamma, beta, mean, variance, training, epsilon):
         """BatchNorm over every axis but the last; returns `(outputs, batch_mean,
         batch_variance)`, the batch statistics (biased variance, no gradient) when

@@ -8,10 +8,11 @@ import pytest
 from autodiff import gradients
 
 from swav_keras import backends
-from swav_keras.backbones import SmallResNet
-from swav_keras.layers.native_layers import (
+from swav_keras.backbones import ResNet50, SmallResNet
+from swav_keras.layers import (
     NativeBatchNormalization,
     NativeConv2D,
+    NativeMaxPooling2D,
     to_keras_layers,
     to_native_layers,
     with_layer_implementation,
@@ -140,14 +141,78 @@ def test_conversions_swap_only_plain_layers_and_back():
     kinds = {type(layer) for layer in native.layers}
     assert NativeConv2D in kinds and NativeBatchNormalization in kinds
     assert keras.layers.Conv2D not in kinds and keras.layers.BatchNormalization not in kinds
+    assert NativeMaxPooling2D in kinds and keras.layers.MaxPooling2D not in kinds
     back = to_keras_layers(native)
-    assert {type(layer) for layer in back.layers} == {type(layer) for layer in plain.layers}
+    # Back to Keras's layers: the same layers, names and order, the paddings restored.
+    assert [(type(a), a.name) for a in back.layers] == [(type(b), b.name) for b in plain.layers]
+    assert [a.get_config() for a in back.layers] == [b.get_config() for b in plain.layers]
     for a, b in zip(back.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
-    # Same class names as Keras's: weight files address layers by them.
+    # Same class names as Keras's: weight files address layers by them. The three paddings
+    # before the strided 3x3 convolutions are folded into them.
+    padded = [layer.name for layer in native.layers if getattr(layer, "fused_padding", None)]
+    assert padded == ["conv3_block1_1_conv", "conv4_block1_1_conv", "conv5_block1_1_conv"]
     assert [type(layer).__name__ for layer in native.layers] == [
         type(layer).__name__ for layer in plain.layers
+        if not isinstance(layer, keras.layers.ZeroPadding2D)
     ]
+
+
+def test_resnet50_stem_padding_is_folded_and_outputs_agree():
+    keras.utils.set_random_seed(0)
+    plain = ResNet50(input_shape=(None, None, 3))
+    native = to_native_layers(plain)
+    names = {layer.name for layer in native.layers}
+    # The stem's padding feeds a conv (folded); the pooling's feeds a max pooling (kept).
+    assert "conv1_pad" not in names and "pool1_pad" in names
+    assert native.get_layer("conv1_conv").fused_padding["padding"] == ((3, 3), (3, 3))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 67, 67, 3)).astype("float32")
+    want = keras.ops.convert_to_numpy(plain(x, training=False))
+    got = keras.ops.convert_to_numpy(native(x, training=False))
+    assert relative_error(got, want) < 1e-5
+    back = to_keras_layers(native)
+    assert [layer.name for layer in back.layers[1:]] == [layer.name for layer in plain.layers[1:]]
+
+
+def test_fused_padding_must_be_an_even_channels_last_padding_before_a_valid_conv():
+    even = keras.layers.ZeroPadding2D(1).get_config()
+    uneven = keras.layers.ZeroPadding2D(((0, 1), (0, 1))).get_config()
+    for config, padding in ((uneven, "valid"), (even, "same")):
+        with pytest.raises(ValueError) as error:
+            NativeConv2D(4, 3, padding=padding, fused_padding=config)
+        assert str(error.value).startswith(
+            "`fused_padding` must be the config of a channels-last ZeroPadding2D with equal "
+            "padding on both sides of each axis, before a channels-last 'valid' convolution; "
+            f"received fused_padding={config!r} with padding={padding!r}, "
+        )
+    layer = NativeConv2D(4, 3, strides=2, fused_padding=even)
+    plain = keras.layers.Conv2D(4, 3, strides=2)
+    x = images(9)
+    plain.build((None, 11, 11, 2))
+    layer.build(x.shape)
+    layer.set_weights(plain.get_weights())
+    want = keras.ops.convert_to_numpy(plain(keras.layers.ZeroPadding2D(1)(x)))
+    assert layer.compute_output_shape(x.shape) == want.shape
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), want, **TOLERANCE)
+    assert NativeConv2D.from_config(layer.get_config()).fused_padding == even
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("size", [8, 7])
+def test_native_subsample_matches_keras_max_pooling_and_its_gradient(padding, size):
+    x = images(size)
+    plain = keras.layers.MaxPooling2D(1, 2, padding=padding)
+    native = NativeMaxPooling2D(1, 2, padding=padding)
+    for layer in (plain, native):
+        layer.build(x.shape)
+    _, (want,) = gradients(lambda t: keras.ops.sum(plain(t[0]) ** 2), [x])
+    _, (got,) = gradients(lambda t: keras.ops.sum(native(t[0]) ** 2), [x])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(native(x)),
+                                  keras.ops.convert_to_numpy(plain(x)))
+    np.testing.assert_array_equal(got, want)
+    pooled = NativeMaxPooling2D(2, 2)  # other poolings compute as Keras's
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(pooled(x)),
+                                  keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2, 2)(x)))
 
 
 def test_auto_picks_native_layers_only_where_the_adapter_has_native_kernels():
@@ -185,8 +250,8 @@ def test_saved_native_encoder_loads_and_exports_plain_layers(tmp_path):
     exported = os.path.join(tmp_path, "plain.keras")
     to_keras_layers(native).save(exported)
     plain = keras.models.load_model(exported)
-    assert not any(isinstance(layer, (NativeConv2D, NativeBatchNormalization))
-                   for layer in plain.layers)
+    assert not any(isinstance(layer, (NativeConv2D, NativeBatchNormalization,
+                                      NativeMaxPooling2D)) for layer in plain.layers)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(x, training=False)), want,
                                **TOLERANCE)
 

@@ -71,6 +71,7 @@ def save_encoder(encoder, filepath):
     """
     from swav_keras.layers import native_layers
     from swav_keras.layers.im2col_conv2d import Im2colConv2D, to_conv2d
+    from swav_keras.layers.native_conversion import to_keras_layers
     from swav_keras.layers.sync_batch_normalization import (
         SyncBatchNormalization,
         to_batch_normalization,
@@ -80,9 +81,9 @@ def save_encoder(encoder, filepath):
         encoder = to_batch_normalization(encoder)
     if any(isinstance(layer, Im2colConv2D) for layer in encoder.layers):
         encoder = to_conv2d(encoder)
-    native = (native_layers.Conv2D, native_layers.BatchNormalization)
+    native = (native_layers.Conv2D, native_layers.BatchNormalization, native_layers.MaxPooling2D)
     if any(isinstance(layer, native) for layer in encoder.layers):
-        encoder = native_layers.to_keras_layers(encoder)
+        encoder = to_keras_layers(encoder)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(filepath)}.{os.getpid()}.tmp.keras")

@@ -13,13 +13,16 @@ from swav_keras.layers.im2col_conv2d import (
 )
 from swav_keras.layers.l2_normalize import L2Normalize
 from swav_keras.layers.multi_crop_augmentation import MultiCropAugmentation
-from swav_keras.layers.native_layers import (
+from swav_keras.layers.native_conversion import (
     LAYER_IMPLEMENTATIONS,
-    NativeBatchNormalization,
-    NativeConv2D,
     to_keras_layers,
     to_native_layers,
     with_layer_implementation,
+)
+from swav_keras.layers.native_layers import (
+    NativeBatchNormalization,
+    NativeConv2D,
+    NativeMaxPooling2D,
 )
 from swav_keras.layers.position_embedding import (
     ClassTokenPooling,
@@ -47,6 +50,7 @@ __all__ = [
     "MultiCropAugmentation",
     "NativeBatchNormalization",
     "NativeConv2D",
+    "NativeMaxPooling2D",
     "ProjectionHead",
     "Prototypes",
     "SyncBatchNormalization",

@@ -1,4 +1,5 @@
-"""Conv2D and BatchNormalization computed by the backend's own fused kernels where it has them."""
+"""Conv2D, BatchNormalization and MaxPooling2D computed by the backend's own kernels where it
+has them."""
 
 import keras
 from keras import ops
@@ -20,10 +21,18 @@ class Conv2D(keras.layers.Conv2D):
     layers by class name, so checkpoints move between the two); `to_keras_layers` gives plain
     Keras layers back for export.
 
+    `to_native_layers` also folds a `ZeroPadding2D` that feeds only a `"valid"` convolution
+    (a strided conv padded as PyTorch pads) into the convolution's `fused_padding`: PyTorch
+    pads inside its kernel, where the separate layer allocates and fills a padded copy of the
+    activations each step; `to_keras_layers` puts the `ZeroPadding2D` back.
+
     Args:
         filters, kernel_size, **kwargs: as `keras.layers.Conv2D`. The native kernel serves
             channels-last `"valid"` convolutions and `"same"` ones at stride 1 with odd
             (dilated) kernels; any other configuration computes as `Conv2D`.
+        fused_padding: the `get_config()` of a channels-last `keras.layers.ZeroPadding2D`
+            with the same padding on both sides of each axis, applied before the
+            convolution (then `padding` must be `"valid"`), or `None`. Defaults to `None`.
 
     Example:
 
@@ -33,8 +42,24 @@ class Conv2D(keras.layers.Conv2D):
     (2, 8, 8, 4)
     """
 
+    def __init__(self, *args, fused_padding=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused_padding = fused_padding
+        self._pad = None
+        if fused_padding is not None:
+            pad = _symmetric_padding(fused_padding)
+            if pad is None or self.padding != "valid" or self.data_format != "channels_last":
+                raise ValueError(
+                    "`fused_padding` must be the config of a channels-last ZeroPadding2D with "
+                    "equal padding on both sides of each axis, before a channels-last "
+                    f"'valid' convolution; received fused_padding={fused_padding!r} with "
+                    f"padding={self.padding!r}, data_format={self.data_format!r}."
+                )
+            self._pad = pad
+
     def __call__(self, *args, **kwargs):
-        if len(args) == 1 and not kwargs and _direct(self, args[0]):
+        # A functional model passes `training` to every layer; `call` takes none.
+        if len(args) == 1 and set(kwargs) <= {"training"} and _direct(self, args[0]):
             return self.call(args[0])
         return super().__call__(*args, **kwargs)
 
@@ -42,15 +67,31 @@ class Conv2D(keras.layers.Conv2D):
         native = backends.active().native_ops()
         padding = self._native_padding()
         if native is None or padding is None:
+            if self._pad is not None:
+                (top, _), (left, _) = self._pad
+                inputs = ops.pad(inputs, [[0, 0], [top, top], [left, left], [0, 0]])
             return super().convolution_op(inputs, kernel)
         kernel = ops.convert_to_tensor(kernel)
         return native.conv2d(inputs, kernel, self.strides, padding, self.dilation_rate, self.groups)
+
+    def compute_output_shape(self, input_shape):
+        if self._pad is not None:
+            input_shape = list(input_shape)
+            for axis, (before, after) in zip((1, 2), self._pad):
+                if input_shape[axis] is not None:
+                    input_shape[axis] += before + after
+        return super().compute_output_shape(tuple(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "fused_padding": self.fused_padding}
 
     def _native_padding(self):
         """Symmetric padding per spatial axis, or None where the native kernel does not fit."""
         if self.data_format != "channels_last":
             return None
         if self.padding == "valid":
+            if self._pad is not None:
+                return tuple(before for before, _ in self._pad)
             return (0, 0)
         if self.padding == "same" and self.strides == (1, 1):
             spans = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation_rate)]
@@ -85,9 +126,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def __call__(self, *args, **kwargs):
+        # A functional model passes `training` and `mask` (None without masking).
         training = kwargs.get("training")
-        if (len(args) == 1 and set(kwargs) == {"training"} and training is not None
-                and _direct(self, args[0])):
+        if (len(args) == 1 and set(kwargs) <= {"training", "mask"} and training is not None
+                and kwargs.get("mask") is None and _direct(self, args[0])):
             return self.call(args[0], training=training)
         return super().__call__(*args, **kwargs)
 
@@ -149,97 +191,54 @@ def _direct(layer, inputs):
     )
 
 
+@keras.saving.register_keras_serializable(package="swav_keras", name="NativeMaxPooling2D")
+class MaxPooling2D(keras.layers.MaxPooling2D):
+    """`keras.layers.MaxPooling2D` whose 1x1 pooling (a strided subsample) is a strided view.
+
+    Exported as `swav_keras.layers.NativeMaxPooling2D`. Why: `SmallResNet` subsamples before
+    its strided 1x1 shortcut convolutions with `MaxPooling2D(1, 2)`; under PyTorch, Keras's
+    pooling copies the whole channels-last input to `[B, C, H, W]` first and keeps indices
+    for backward, where the adapter's `native_ops().subsample` takes every `strides`-th pixel
+    as a view. Any other pooling, or a backend without native kernels, computes as its
+    parent. Same arguments, outputs and class name as `MaxPooling2D`.
+
+    Args:
+        **kwargs: `keras.layers.MaxPooling2D` arguments. Defaults to its defaults.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from swav_keras.layers import NativeMaxPooling2D
+    >>> tuple(NativeMaxPooling2D(1, 2)(np.ones((2, 7, 7, 3), "float32")).shape)
+    (2, 4, 4, 3)
+    """
+
+    def __call__(self, *args, **kwargs):
+        # A functional model passes `training` to every layer; `call` takes none.
+        if len(args) == 1 and set(kwargs) <= {"training"} and _direct(self, args[0]):
+            return self.call(args[0])
+        return super().__call__(*args, **kwargs)
+
+    def call(self, inputs):
+        native = backends.active().native_ops()
+        if native is None or self.pool_size != (1, 1) or self.data_format != "channels_last":
+            return super().call(inputs)
+        return native.subsample(inputs, self.strides)
+
+
+def _symmetric_padding(config):
+    """`((top, bottom), (left, right))` of a channels-last `ZeroPadding2D` config with equal
+    sides, else None."""
+    try:
+        layer = keras.layers.ZeroPadding2D.from_config(config)
+    except (TypeError, ValueError, KeyError):
+        return None
+    pad = tuple(tuple(int(side) for side in axis) for axis in layer.padding)
+    if layer.data_format != "channels_last" or any(a != b for a, b in pad):
+        return None
+    return pad
+
+
 NativeConv2D = Conv2D
 NativeBatchNormalization = BatchNormalization
-
-_NATIVE = {keras.layers.Conv2D: NativeConv2D,
-           keras.layers.BatchNormalization: NativeBatchNormalization}
-_KERAS = {NativeConv2D: keras.layers.Conv2D,
-          NativeBatchNormalization: keras.layers.BatchNormalization}
-
-
-def _replace(model, targets):
-    def clone(layer):
-        target = targets.get(type(layer), type(layer))
-        return target.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def to_native_layers(model):
-    """A copy of `model` with `NativeConv2D` / `NativeBatchNormalization` for every plain
-    `keras.layers.Conv2D` / `BatchNormalization` (same weights; subclasses stay as they are).
-
-    Args:
-        model: a functional or sequential `keras.Model`.
-
-    Returns:
-        A new model of the same architecture, weights and function.
-
-    Example:
-
-    >>> from swav_keras.backbones import SmallResNet
-    >>> from swav_keras.layers import NativeConv2D, to_keras_layers, to_native_layers
-    >>> native = to_native_layers(SmallResNet(4, (None, None, 1)))
-    >>> any(isinstance(layer, NativeConv2D) for layer in native.layers)
-    True
-    >>> any(isinstance(layer, NativeConv2D) for layer in to_keras_layers(native).layers)
-    False
-    """
-    return _replace(model, _NATIVE)
-
-
-def to_keras_layers(model):
-    """A copy of `model` with plain Keras layers for every native one (export).
-
-    Args:
-        model: a functional or sequential `keras.Model`.
-
-    Returns:
-        A new model whose `.keras` file loads with Keras alone.
-    """
-    return _replace(model, _KERAS)
-
-
-LAYER_IMPLEMENTATIONS = ("auto", "keras", "native")
-
-
-def with_layer_implementation(model, implementation="auto"):
-    """`model` with its convolutions and BatchNorms computed as `implementation`, and the name
-    it chose.
-
-    The same weights and results either way (to float32 rounding), only the speed differs:
-    under PyTorch native layers are the faster (`benchmarks/step_vs_pytorch.py` times both;
-    figures in `benchmarks/RESULTS.md`).
-
-    Args:
-        model: a functional or sequential `keras.Model`.
-        implementation: `"keras"` (the model as it is), `"native"` (`to_native_layers`), or
-            `"auto"`: native where the active backend adapter has native kernels
-            (`native_ops()` is not None: PyTorch), the model as it is elsewhere.
-            Defaults to `"auto"`.
-
-    Returns:
-        `(model, chosen)`, `chosen` being `"keras"` or `"native"`.
-
-    Example:
-
-    ```python
-    from swav_keras.backbones import SmallResNet
-    from swav_keras.layers import with_layer_implementation
-
-    encoder, chosen = with_layer_implementation(SmallResNet(width=16), "auto")
-    ```
-    """
-    if implementation not in LAYER_IMPLEMENTATIONS:
-        raise ValueError(
-            f"`implementation` must be one of {LAYER_IMPLEMENTATIONS}; received "
-            f"implementation={implementation!r}."
-        )
-    if implementation == "auto":
-        implementation = "native" if backends.active().native_ops() is not None else "keras"
-    if implementation == "native":
-        return to_native_layers(model), implementation
-    return model, implementation
+NativeMaxPooling2D = MaxPooling2D
