@@ -9,7 +9,8 @@ def repeated(batch):
     of some short `fit` calls until a fixed time after their start (10.23 s on a 2-core CPU,
     2026-12-05), which made the timed medians whole fractions of that span. The generator
     serves machines without TensorFlow (the lent GPU machine); its tensors are made on the
-    backend's default device (the GPU there), as the plain PyTorch step's crops are.
+    backend's default device (the GPU there), as the plain PyTorch step's crops are. On a GPU
+    machine with TensorFlow installed, the tf.data form copies the batch to the GPU each step.
     """
     try:
         import tensorflow as tf

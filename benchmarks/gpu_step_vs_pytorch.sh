@@ -3,9 +3,10 @@
 # (`../shared/GPU.md`: torch and jax with CUDA there, no Keras, no TensorFlow, no network).
 #
 # Here, from the repository root (wheels into .whl/, which git ignores through
-# .git/info/exclude; BEFORE is a revision to time beside the working tree, default HEAD):
-#     bash benchmarks/gpu_step_vs_pytorch.sh prepare [BEFORE]
-# There: one `device` run with carry [".whl"] and the command
+# .git/info/exclude; BEFORE is a revision to time beside the working tree):
+#     bash benchmarks/gpu_step_vs_pytorch.sh prepare BEFORE
+# There: one `device` run, kind nvidia-h200 (Keras's layers took 109 GiB at batch 256), with
+# carry [".whl"], timeout_s about 540 and the command
 #     bash .whl/gpu_step_vs_pytorch.sh run
 # Each phase has a time cap and writes its log to $OUT. swav_keras is imported from its
 # wheels (`backends/` becomes `swav_keras.backends` only when installed), so the benchmark
@@ -14,17 +15,17 @@
 set -u
 case "${1:-}" in
 prepare)
-  before=${2:-HEAD}
+  before=${2:?usage: $0 prepare BEFORE (a revision to time beside the working tree)}
   grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
   rm -rf .whl && mkdir -p .whl/deps .whl/after .whl/before || exit 1
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl/deps keras==3.15.1 namex optree || exit 1
-  .venv/bin/pip wheel -q --no-deps --no-build-isolation . -w .whl/after 2>/dev/null || exit 1
+  .venv/bin/pip wheel -q --no-deps --no-build-isolation . -w .whl/after || exit 1
   tree=$(mktemp -d) && git archive "$before" | tar -x -C "$tree" || exit 1
   (cd "$tree" && "$OLDPWD/.venv/bin/pip" wheel -q --no-deps --no-build-isolation . \
-    -w "$OLDPWD/.whl/before" 2>/dev/null) || exit 1
+    -w "$OLDPWD/.whl/before") || exit 1
   rm -rf "$tree"
   cp benchmarks/gpu_step_vs_pytorch.sh .whl/
   ls -R .whl
@@ -57,7 +58,7 @@ run)
   echo "=== end $(date +%T)"
   ;;
 *)
-  echo "usage: $0 prepare [BEFORE] | run" >&2
+  echo "usage: $0 prepare BEFORE | run" >&2
   exit 2
   ;;
 esac

@@ -292,3 +292,51 @@ def test_native_batch_norm_under_mixed_bfloat16_matches_keras(shape):
     for index, (got, want) in enumerate(zip(results[1], results[0])):
         bound = 1e-5 if index >= 3 else 2 ** -7  # bfloat16 keeps 8 significant bits
         assert relative_error(got, want) < bound, index
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="native kernels: torch only")
+def test_native_layers_skip_keras_call_inside_a_functional_model(monkeypatch):
+    """A functional model passes `training` (and BatchNorm `mask=None`) to each layer: the
+    native layers must still go straight to `call` (the speed of the torch step rests on it)."""
+    native = to_native_layers(encoder())
+    x = images()
+    native(x, training=True)  # built
+    seen = []
+    original = keras.layers.Layer.__call__
+
+    def counting(layer, *args, **kwargs):
+        seen.append(type(layer))
+        return original(layer, *args, **kwargs)
+
+    monkeypatch.setattr(keras.layers.Layer, "__call__", counting)
+    native(x, training=True)
+    native_types = (NativeConv2D, NativeBatchNormalization, NativeMaxPooling2D)
+    assert keras.layers.ReLU in seen  # counted at all
+    assert not [kind for kind in seen if issubclass(kind, native_types)]
+
+
+def test_padding_that_is_a_model_output_is_not_folded():
+    inputs = keras.Input((8, 8, 2))
+    padded = keras.layers.ZeroPadding2D(1, name="pad")(inputs)
+    conv = keras.layers.Conv2D(3, 3, strides=2, name="conv")(padded)
+    model = keras.Model(inputs, [padded, conv])
+    native = to_native_layers(model)
+    assert "pad" in [layer.name for layer in native.layers]
+    assert native.get_layer("conv").fused_padding is None
+    x = images(8)
+    for got, want in zip(native(x), model(x)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                                   keras.ops.convert_to_numpy(want), **TOLERANCE)
+
+
+def test_sequential_with_a_folded_padding_is_refused_on_export():
+    pad = keras.layers.ZeroPadding2D(1).get_config()
+    model = keras.Sequential([keras.Input((8, 8, 2)),
+                              NativeConv2D(3, 3, strides=2, fused_padding=pad, name="conv")])
+    with pytest.raises(ValueError) as error:
+        to_keras_layers(model)
+    assert str(error.value) == (
+        "`model` is a Sequential model with NativeConv2D layers that hold a folded "
+        "ZeroPadding2D, which a Sequential clone cannot put back; received layers ['conv']. "
+        "Build it as a functional model."
+    )

@@ -22,8 +22,11 @@ def _fusable_paddings(model):
     pairs = {}
     if isinstance(model, keras.Sequential) or not hasattr(model, "operations"):
         return pairs
+    outputs = {id(tensor) for tensor in keras.tree.flatten(model.outputs)}
     for pad in model.operations:
         if type(pad) is not keras.layers.ZeroPadding2D or len(pad._inbound_nodes) != 1:
+            continue
+        if id(pad.output) in outputs:  # the padded tensor is needed as it is
             continue
         if len(pad._outbound_nodes) != 1 or _symmetric_padding(pad.get_config()) is None:
             continue
@@ -38,9 +41,19 @@ def _replace(model, targets):
     """`model` cloned with `targets[type(layer)]` for each layer of a listed type; to native
     layers, fusable paddings are folded into their convolutions, and back out again."""
     to_native = targets is _NATIVE
+    functional = not isinstance(model, keras.Sequential)
+    if not functional and not to_native:
+        folded = [layer.name for layer in model.layers if getattr(layer, "fused_padding", None)]
+        if folded:
+            raise ValueError(
+                "`model` is a Sequential model with NativeConv2D layers that hold a folded "
+                "ZeroPadding2D, which a Sequential clone cannot put back; received layers "
+                f"{folded}. Build it as a functional model."
+            )
     fused = _fusable_paddings(model) if to_native else {}
     skipped = {id(pad) for pad in fused.values()}
     unfold = {}  # id(cloned plain conv) -> the ZeroPadding2D config to call before it
+    pairs = []  # (original, copy): weights move layer by layer, whatever the clone's order
 
     def clone(layer):
         if id(layer) in skipped:
@@ -52,6 +65,7 @@ def _replace(model, targets):
         copy = targets.get(type(layer), type(layer)).from_config(config)
         if padding is not None:
             unfold[id(copy)] = padding
+        pairs.append((layer, copy))
         return copy
 
     def call(layer, *args, **kwargs):
@@ -61,10 +75,11 @@ def _replace(model, targets):
             args = (keras.layers.ZeroPadding2D.from_config(unfold[id(layer)])(args[0]),)
         return layer(*args, **kwargs)
 
-    functional = not isinstance(model, keras.Sequential)
     copy = keras.models.clone_model(model, clone_function=clone,
                                     call_function=call if functional else None)
-    copy.set_weights(model.get_weights())
+    for original, cloned in pairs:
+        if original.weights:
+            cloned.set_weights(original.get_weights())
     return copy
 
 

@@ -174,10 +174,11 @@ def _direct(layer, inputs):
     Where the backend has native kernels, Keras's `Layer.__call__` around each layer of a
     ResNet costs more Python time than PyTorch takes for a small convolution (about 0.1 ms a
     layer, a few hundred calls a step). For a built layer, a concrete tensor of the layer's
-    compute dtype without a mask, no mixed precision, no activity regulariser, and (for
-    BatchNorm) an explicit `training`, `__call__` would do nothing but call `call`: the
-    layers then skip it (variables read inside `call` still follow a `StatelessScope`).
-    Symbolic calls (building, cloning) and anything else take Keras's full path.
+    compute dtype without a mask, no mixed precision, no activity regulariser or
+    rematerialisation, and (for BatchNorm) an explicit `training`, `__call__` would do
+    nothing but call `call`: the layers then skip it (variables read inside `call` still
+    follow a `StatelessScope`). Symbolic calls (building, cloning) and anything else take
+    Keras's full path.
     """
     return (
         layer.built
@@ -186,6 +187,7 @@ def _direct(layer, inputs):
         and not keras.utils.is_keras_tensor(inputs)
         and keras_mask(inputs) is None
         and layer.activity_regularizer is None
+        and getattr(layer, "_remat_mode", None) is None
         and layer.compute_dtype == layer.variable_dtype
         and keras.backend.standardize_dtype(inputs.dtype) == layer.compute_dtype
     )
