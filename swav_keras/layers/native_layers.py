@@ -8,8 +8,18 @@ from swav_keras import backends
 from swav_keras.keras_internals import keras_mask
 
 
+class _DirectCall:
+    """`__call__` straight to `call(inputs)` where `_direct` allows (layers whose `call` takes
+    the inputs alone; a functional model passes `training` to every layer all the same)."""
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and set(kwargs) <= {"training"} and _direct(self, args[0]):
+            return self.call(args[0])
+        return super().__call__(*args, **kwargs)
+
+
 @keras.saving.register_keras_serializable(package="swav_keras", name="NativeConv2D")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(_DirectCall, keras.layers.Conv2D):
     """`keras.layers.Conv2D` computed by the backend adapter's `native_ops().conv2d`.
 
     Exported as `swav_keras.layers.NativeConv2D`. Why: under PyTorch, Keras's convolution
@@ -55,21 +65,15 @@ class Conv2D(keras.layers.Conv2D):
                     f"'valid' convolution; received fused_padding={fused_padding!r} with "
                     f"padding={self.padding!r}, data_format={self.data_format!r}."
                 )
-            self._pad = pad
-
-    def __call__(self, *args, **kwargs):
-        # A functional model passes `training` to every layer; `call` takes none.
-        if len(args) == 1 and set(kwargs) <= {"training"} and _direct(self, args[0]):
-            return self.call(args[0])
-        return super().__call__(*args, **kwargs)
+            self._pad = pad  # (rows, columns) added on each side
 
     def convolution_op(self, inputs, kernel):
         native = backends.active().native_ops()
         padding = self._native_padding()
         if native is None or padding is None:
             if self._pad is not None:
-                (top, _), (left, _) = self._pad
-                inputs = ops.pad(inputs, [[0, 0], [top, top], [left, left], [0, 0]])
+                rows, columns = self._pad
+                inputs = ops.pad(inputs, [[0, 0], [rows, rows], [columns, columns], [0, 0]])
             return super().convolution_op(inputs, kernel)
         kernel = ops.convert_to_tensor(kernel)
         return native.conv2d(inputs, kernel, self.strides, padding, self.dilation_rate, self.groups)
@@ -77,9 +81,9 @@ class Conv2D(keras.layers.Conv2D):
     def compute_output_shape(self, input_shape):
         if self._pad is not None:
             input_shape = list(input_shape)
-            for axis, (before, after) in zip((1, 2), self._pad):
+            for axis, amount in zip((1, 2), self._pad):
                 if input_shape[axis] is not None:
-                    input_shape[axis] += before + after
+                    input_shape[axis] += 2 * amount
         return super().compute_output_shape(tuple(input_shape))
 
     def get_config(self):
@@ -90,9 +94,7 @@ class Conv2D(keras.layers.Conv2D):
         if self.data_format != "channels_last":
             return None
         if self.padding == "valid":
-            if self._pad is not None:
-                return tuple(before for before, _ in self._pad)
-            return (0, 0)
+            return self._pad or (0, 0)
         if self.padding == "same" and self.strides == (1, 1):
             spans = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation_rate)]
             if all(span % 2 == 0 for span in spans):
@@ -194,7 +196,7 @@ def _direct(layer, inputs):
 
 
 @keras.saving.register_keras_serializable(package="swav_keras", name="NativeMaxPooling2D")
-class MaxPooling2D(keras.layers.MaxPooling2D):
+class MaxPooling2D(_DirectCall, keras.layers.MaxPooling2D):
     """`keras.layers.MaxPooling2D` whose 1x1 pooling (a strided subsample) is a strided view.
 
     Exported as `swav_keras.layers.NativeMaxPooling2D`. Why: `SmallResNet` subsamples before
@@ -215,12 +217,6 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     (2, 4, 4, 3)
     """
 
-    def __call__(self, *args, **kwargs):
-        # A functional model passes `training` to every layer; `call` takes none.
-        if len(args) == 1 and set(kwargs) <= {"training"} and _direct(self, args[0]):
-            return self.call(args[0])
-        return super().__call__(*args, **kwargs)
-
     def call(self, inputs):
         native = backends.active().native_ops()
         if native is None or self.pool_size != (1, 1) or self.data_format != "channels_last":
@@ -229,8 +225,8 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
 
 
 def _symmetric_padding(config):
-    """`((top, bottom), (left, right))` of a channels-last `ZeroPadding2D` config with equal
-    sides, else None."""
+    """`(rows, columns)` that a channels-last `ZeroPadding2D` config adds on each side, where
+    both sides of each axis are equal; else None."""
     try:
         layer = keras.layers.ZeroPadding2D.from_config(config)
     except (TypeError, ValueError, KeyError):
@@ -238,7 +234,7 @@ def _symmetric_padding(config):
     pad = tuple(tuple(int(side) for side in axis) for axis in layer.padding)
     if layer.data_format != "channels_last" or any(a != b for a, b in pad):
         return None
-    return pad
+    return tuple(a for a, _ in pad)
 
 
 NativeConv2D = Conv2D
