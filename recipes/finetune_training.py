@@ -121,12 +121,13 @@ def shift_and_flip(images, rng):
 
 
 def train_classifier(trunk, train, test, num_classes, epochs=20, batch_size=64,
-                     trunk_learning_rate=0.02, head_learning_rate=0.2, decay_epochs=(12, 16),
+                     trunk_learning_rate=0.02, head_learning_rate=0.02, decay_epochs=(12, 16),
                      decay_factor=0.2, weight_decay=5e-4, augment=True, seed=0,
                      verbose="auto", callbacks=()):
     """Trains `trunk` (in place) and a new linear layer on `train = (images, labels)`; returns
-    `({"top1", "top5"} on test, the classifier)`. Arguments as `recipes.finetune`'s flags;
-    `callbacks` are added to `fit`'s."""
+    `({"top1", "top5", "train_loss"}, the classifier)`: accuracies on test, the last epoch's
+    mean training loss. Arguments as `recipes.finetune`'s flags; `callbacks` are added to
+    `fit`'s."""
     inputs = keras.Input(trunk.input_shape[1:], name="images")
     head = keras.layers.Dense(
         num_classes, name="linear", bias_initializer="zeros",
@@ -145,12 +146,13 @@ def train_classifier(trunk, train, test, num_classes, epochs=20, batch_size=64,
     def step_decay(epoch):  # MultiStepLR: epochs 0..d-1 at the rate, d.. at rate * factor
         return head_learning_rate * decay_factor ** sum(epoch >= d for d in decay_epochs)
 
-    classifier.fit(
+    history = classifier.fit(
         LabelledBatches(*train, batch_size, seed, augment=augment, shuffle=True),
         epochs=epochs, shuffle=False, verbose=verbose,
         callbacks=[keras.callbacks.LearningRateScheduler(step_decay), *callbacks],
     )
     logits = classifier.predict(LabelledBatches(test[0], None, 256), verbose=0)
     scores = {"top1": top_k_accuracy(logits, test[1], k=1),
-              "top5": top_k_accuracy(logits, test[1], k=5)}
+              "top5": top_k_accuracy(logits, test[1], k=5),
+              "train_loss": float(history.history["loss"][-1])}
     return scores, classifier

@@ -34,17 +34,31 @@ def test_results_hold_both_initialisations_and_the_settings(encoder_path, tmp_pa
     for name in ("swav", "random_init"):
         assert 0.0 <= written[name]["top1"] <= written[name]["top5"] <= 1.0
         assert written[name]["seconds"] >= 0
+        assert np.isfinite(written[name]["train_loss"])
     settings = written["settings"]
     assert settings["num_labels"] == 60 and settings["num_classes"] == 10
     assert settings["labels_per_class"] == 6 and settings["label_fraction"] is None
     assert settings["evaluated_on"] == "test" and settings["num_evaluated"] == 100
     assert settings["seed"] == 3 and settings["backend"] == keras.backend.backend()
-    assert settings["trunk_learning_rate"] == 0.02 and settings["head_learning_rate"] == 0.2
+    assert settings["trunk_learning_rate"] == 0.02 and settings["head_learning_rate"] == 0.02
     assert settings["decay_epochs"] == [12, 16] and settings["epochs"] == 1
     lines = table(written).splitlines()
     assert lines[0] == ("Fine-tuning on 60 labels of fashion_mnist (1 epochs), scored on 100 "
                         "test images:")
     assert lines[2].startswith("swav") and lines[3].startswith("random_init")
+
+
+def test_a_run_that_diverges_warns_naming_the_rates(encoder_path, tmp_path):
+    with pytest.warns(UserWarning) as caught:
+        results = finetune(encoder_path, str(tmp_path / "run"), labels_per_class=6,
+                           train_examples=300, test_examples=20, epochs=2, batch_size=20,
+                           head_learning_rate=1e4, verbose=0, random_init=False)
+    loss = results["swav"]["train_loss"]
+    assert not np.isfinite(loss) or loss > 2 * np.log(10)
+    messages = [str(w.message) for w in caught if "chance level" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("Fine-tuning the swav encoder ended with a training loss")
+    assert "it diverged" in messages[0] and "Lower --head_learning_rate" in messages[0]
 
 
 def test_two_rate_sgd_steps_as_torch_sgd_with_two_parameter_groups():
