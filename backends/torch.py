@@ -174,6 +174,18 @@ class _NativeOps:
         return outputs.movedim(1, -1), batch_mean.detach(), batch_variance
 
     @staticmethod
+    def all_finite(tensors):
+        """A 0-d bool tensor, True when no value of `tensors` is NaN or Inf. Each tensor's
+        largest magnitude (one foreach kernel for all) is NaN or Inf exactly when it holds
+        one, and never overflows; the generic check runs two kernels per tensor."""
+        with torch.no_grad():
+            tensors = [t for t in tensors if t.numel()]  # (an empty max has no identity)
+            if not tensors:
+                return torch.tensor(True)
+            peaks = torch._foreach_norm(tensors, float("inf"))
+            return torch.stack(peaks).isfinite().all()
+
+    @staticmethod
     def lars_update(variables, gradients, buffers, adapted, learning_rate, momentum,
                     weight_decay, trust_coefficient, epsilon, clip, nesterov):
         """`swav_keras.optimizers.LARS.update_step` for all variables at once with
@@ -219,11 +231,13 @@ class _NativeOps:
 
 
 def native_ops():
-    """PyTorch's fused convolution and BatchNorm kernels on channels-last views, and LARS.
+    """PyTorch's fused convolution and BatchNorm kernels on channels-last views, LARS, and a
+    finite check.
 
     Used by `swav_keras.layers.NativeConv2D` and `NativeBatchNormalization`
-    (`swav_keras.layers.to_native_layers`) and by `swav_keras.optimizers.LARS` (one foreach
-    update of all variables): in the SwAV step of the reference CPU workload
+    (`swav_keras.layers.to_native_layers`), by `swav_keras.optimizers.LARS` (one foreach
+    update of all variables) and by `SkipNonFiniteOptimizer` (one foreach check of all
+    gradients): in the SwAV step of the reference CPU workload
     Keras's generic forms of these two layers take most of the time (`benchmarks/RESULTS.md`).
     """
     return _NativeOps

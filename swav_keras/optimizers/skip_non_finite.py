@@ -106,11 +106,16 @@ class SkipNonFiniteOptimizer(keras.optimizers.LossScaleOptimizer):
         super()._common_apply(grads, trainable_variables)
 
     def check_finite(self, grads):
-        finite = [ops.all(ops.isfinite(g)) for g in grads if g is not None]
-        if not finite:
+        grads = [g for g in grads if g is not None]
+        if not grads:
             return ops.convert_to_tensor(True)
+        native = backends.active().native_ops()
+        if native is not None:  # PyTorch: one foreach kernel, not two per gradient
+            finite = native.all_finite(grads)
+        else:
+            finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in grads]))
         # Summed over replicas (gradients are checked before they are): all take one branch.
-        bad = ops.cast(ops.logical_not(ops.all(ops.stack(finite))), "float32")
+        bad = ops.cast(ops.logical_not(finite), "float32")
         return ops.equal(backends.active().all_reduce_sum(bad), 0.0)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
