@@ -25,7 +25,8 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines the same functions:
   device in use (JAX on CPU).
 - `native_ops()`: the backend's own fused convolution and BatchNorm kernels on channels-last
   tensors where they beat Keras's generic ops (PyTorch), or `None` (TensorFlow, JAX): what
-  `NativeConv2D` and `NativeBatchNormalization` call.
+  `NativeConv2D` and `NativeBatchNormalization` call, with `LARS`'s foreach update and
+  `SkipNonFiniteOptimizer`'s one-kernel finite check.
 - `in_strategy_scope()`: whether code runs under a `tf.distribute` strategy (where Keras's
   own cross-replica branches must be kept); `False` on JAX and PyTorch.
 - `num_replicas()`: how many replicas share the global batch (1 on one device).
