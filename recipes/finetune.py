@@ -13,8 +13,9 @@ Command:
     KERAS_BACKEND=jax python -m recipes.finetune --encoder=runs/fmnist/encoder.keras \
         --dataset=fashion_mnist --label_fraction=0.01 --workdir=runs/finetune_1pct
 
-It writes `<workdir>/results.json` (`{"swav": {"top1", "top5", "seconds"}, "random_init":
-{...}, "settings": {...}}`, accuracies as fractions) and prints a table. Every flag is checked
+It writes `<workdir>/results.json` (`{"swav": {"top1", "top5", "train_loss", "seconds"},
+"random_init": {...}, "settings": {...}}`, accuracies as fractions, `train_loss` the last
+epoch's mean or `null` where not finite) and prints a table. Every flag is checked
 before anything is trained or written.
 
 The original's values (ResNet-50, ImageNet, 224x224, batch 256): 20 epochs, decay x0.2 at
@@ -27,8 +28,9 @@ flips. The two rates were chosen with `--validation_fraction=0.2 --label_fractio
 used for choosing) on two encoders, one with 128 features and one with 2,048 (grid
 pooling): a higher last-layer rate lost little on the first and much on the second, whose
 larger features make the same rate a larger step. Batch, weight decay and augmentation
-were set, not compared. A run whose last epoch ends at over twice the chance-level loss warns
-that it diverged and names the rates.
+were set, not compared (rates compared: `benchmarks/RESULTS.md`). A run whose last epoch
+ends at over twice the chance-level loss, or not finite, warns that it diverged and names
+the rates.
 
 Expected result (the main job's encoder, TensorFlow, 2 CPU cores): 1% of Fashion-MNIST (600
 labels) about 81% top-1 against 74% from random initialisation, a minute for both; 10%
@@ -84,10 +86,10 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 64, "Batch size (original: 256 on 8 GPUs).")
     flags.DEFINE_float("trunk_learning_rate", 0.02,
                        "Initial learning rate of the encoder (original: 0.02 at 1%, 0.01 at "
-                       "10%; compared on validation at 1%: 0.005 and 0.02).")
+                       "10%).")
     flags.DEFINE_float("head_learning_rate", 0.02,
                        "Initial learning rate of the linear layer (original: 5 at 1%, 0.2 at "
-                       "10%; compared on validation at 1%: 0.02, 0.05, 0.2, 0.5, 5).")
+                       "10%).")
     flags.DEFINE_list("decay_epochs", ["12", "16"], "Epochs at which the rates decay.")
     flags.DEFINE_float("decay_factor", 0.2, "Factor of each decay (original: 0.2).")
     flags.DEFINE_float("weight_decay", 5e-4,
@@ -160,7 +162,9 @@ def finetune(encoder, workdir, dataset="fashion_mnist", label_fraction=None,
             trunk, train, (test_images, test_labels), num_classes, epochs=epochs,
             batch_size=batch_size, augment=augment, seed=seed, verbose=verbose, **rates)[0]
         results[name]["seconds"] = round(time.time() - start, 1)
-        _warn_if_diverged(name, results[name]["train_loss"], num_classes)
+        loss = results[name]["train_loss"]
+        _warn_if_diverged(name, loss, num_classes, rates)
+        results[name]["train_loss"] = loss if math.isfinite(loss) else None  # strict JSON
     results["settings"] = dict(
         encoder=encoder, dataset=dataset, label_fraction=label_fraction,
         labels_per_class=labels_per_class, num_labels=int(len(chosen)),
@@ -176,18 +180,22 @@ def finetune(encoder, workdir, dataset="fashion_mnist", label_fraction=None,
     return results
 
 
-def _warn_if_diverged(name, train_loss, num_classes):
+def _warn_if_diverged(name, train_loss, num_classes, rates):
     # The loss starts near chance (ln C, a near-zero head); a last epoch at twice that means
     # the rates were too high for this encoder's features, whose scale grows with the
     # feature count (e.g. grid pooling). A run that merely learnt little stays below it.
     limit = 2 * math.log(num_classes)
-    if not math.isfinite(train_loss) or train_loss > limit:
-        warnings.warn(
-            f"Fine-tuning the {name} encoder ended with a training loss of {train_loss:.4g}, "
-            f"over twice chance level (2 ln {num_classes} = {limit:.3f}): it diverged and its "
-            "accuracy is not a result. Lower --head_learning_rate (and "
-            "--trunk_learning_rate), choosing them with --validation_fraction.",
-            stacklevel=2)
+    if math.isfinite(train_loss) and train_loss <= limit:
+        return
+    ended = (f"a training loss of {train_loss:.4g}, over twice chance level (2 ln "
+             f"{num_classes} = {limit:.3f})" if math.isfinite(train_loss)
+             else f"a non-finite training loss ({train_loss})")
+    warnings.warn(
+        f"Fine-tuning the {name} encoder ended with {ended}: it diverged and its accuracy is "
+        "not a result. Lower head_learning_rate (received "
+        f"{rates['head_learning_rate']}) and trunk_learning_rate (received "
+        f"{rates['trunk_learning_rate']}), choosing them with validation_fraction.",
+        stacklevel=3)
 
 
 def _check_decay_epochs(decay_epochs):

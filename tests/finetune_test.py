@@ -1,12 +1,13 @@
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from recipes.features import load_split
-from recipes.finetune import finetune, table
+from recipes.finetune import _warn_if_diverged, finetune, table
 from recipes.finetune_training import TwoRateSGD, train_classifier
 from recipes.label_subset import label_subset
 from swav_keras.backbones import SmallResNet
@@ -26,8 +27,10 @@ def encoder_path(tmp_path_factory):
 
 def test_results_hold_both_initialisations_and_the_settings(encoder_path, tmp_path):
     workdir = str(tmp_path / "run")
-    results = finetune(encoder_path, workdir, labels_per_class=6, train_examples=300,
-                       test_examples=100, epochs=1, batch_size=20, seed=3, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a run that learns does not warn
+        results = finetune(encoder_path, workdir, labels_per_class=6, train_examples=300,
+                           test_examples=100, epochs=1, batch_size=20, seed=3, verbose=0)
     with open(os.path.join(workdir, "results.json")) as f:
         written = json.load(f)
     assert written == json.loads(json.dumps(results))
@@ -48,17 +51,44 @@ def test_results_hold_both_initialisations_and_the_settings(encoder_path, tmp_pa
     assert lines[2].startswith("swav") and lines[3].startswith("random_init")
 
 
-def test_a_run_that_diverges_warns_naming_the_rates(encoder_path, tmp_path):
-    with pytest.warns(UserWarning) as caught:
-        results = finetune(encoder_path, str(tmp_path / "run"), labels_per_class=6,
-                           train_examples=300, test_examples=20, epochs=2, batch_size=20,
-                           head_learning_rate=1e4, verbose=0, random_init=False)
+def test_a_run_that_diverges_warns_naming_the_rates_and_writes_strict_json(encoder_path,
+                                                                           tmp_path):
+    workdir = str(tmp_path / "run")
+    with pytest.warns(UserWarning, match="it diverged") as caught:
+        results = finetune(encoder_path, workdir, labels_per_class=6, train_examples=300,
+                           test_examples=20, epochs=2, batch_size=20, head_learning_rate=1e4,
+                           verbose=0, random_init=False)
     loss = results["swav"]["train_loss"]
-    assert not np.isfinite(loss) or loss > 2 * np.log(10)
-    messages = [str(w.message) for w in caught if "chance level" in str(w.message)]
-    assert len(messages) == 1
-    assert messages[0].startswith("Fine-tuning the swav encoder ended with a training loss")
-    assert "it diverged" in messages[0] and "Lower --head_learning_rate" in messages[0]
+    assert loss is None or loss > 2 * np.log(10)
+    message = [str(w.message) for w in caught if "diverged" in str(w.message)][0]
+    assert message.startswith("Fine-tuning the swav encoder ended with a ")
+    assert "head_learning_rate (received 10000.0)" in message
+    assert "trunk_learning_rate (received 0.02)" in message
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    with open(os.path.join(workdir, "results.json")) as f:
+        json.load(f, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("loss, ended", [
+    (float("nan"), "ended with a non-finite training loss (nan): it diverged"),
+    (float("inf"), "ended with a non-finite training loss (inf): it diverged"),
+    (4.7, "ended with a training loss of 4.7, over twice chance level (2 ln 10 = 4.605): it "
+          "diverged"),
+])
+def test_the_divergence_warning_text(loss, ended):
+    rates = {"head_learning_rate": 0.2, "trunk_learning_rate": 0.01}
+    with pytest.warns(UserWarning) as caught:
+        _warn_if_diverged("random_init", loss, 10, rates)
+    assert str(caught[0].message) == (
+        f"Fine-tuning the random_init encoder {ended} and its accuracy is not a result. "
+        "Lower head_learning_rate (received 0.2) and trunk_learning_rate (received 0.01), "
+        "choosing them with validation_fraction.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _warn_if_diverged("swav", 4.6, 10, rates)  # at most 2 ln 10 = 4.605: no warning
 
 
 def test_two_rate_sgd_steps_as_torch_sgd_with_two_parameter_groups():

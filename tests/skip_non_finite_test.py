@@ -44,9 +44,11 @@ def test_check_finite_is_numpys_isfinite_over_every_gradient(bad, dtype):
     assert bool(keras.ops.convert_to_numpy(finite)) is expected
 
 
-def test_check_finite_of_no_gradient_is_true():
+def test_check_finite_of_no_gradient_or_only_empty_ones_is_true():
     optimizer = SkipNonFiniteOptimizer(keras.optimizers.SGD(0.1))
     assert bool(keras.ops.convert_to_numpy(optimizer.check_finite([None])))
+    empty = [keras.ops.zeros((0, 3)), keras.ops.zeros((2, 0))]
+    assert bool(keras.ops.convert_to_numpy(optimizer.check_finite(empty)))
 
 
 def test_finite_steps_are_the_inner_optimizers():
