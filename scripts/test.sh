@@ -13,6 +13,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do BACKENDS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#BACKENDS[@]} -gt 0 ] || BACKENDS=(tensorflow jax torch)
 
+# --durations=15: the slowest tests of each backend's run, to keep CI inside its time.
 echo "== ruff check"
 ruff check .
 
@@ -20,7 +21,7 @@ status=0
 for backend in "${BACKENDS[@]}"; do
   echo "== KERAS_BACKEND=$backend pytest"
   start=$(date +%s)
-  if KERAS_BACKEND="$backend" python -m pytest tests -q -W ignore::DeprecationWarning "$@"; then
+  if KERAS_BACKEND="$backend" python -m pytest tests -q -W ignore::DeprecationWarning --durations=15 "$@"; then
     echo "== $backend: passed in $(( $(date +%s) - start ))s"
   else
     echo "== $backend: FAILED after $(( $(date +%s) - start ))s"

@@ -7,7 +7,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from no_tensorflow import other_backend, run_without_tensorflow
+from no_tensorflow import UNDER_JAX_AND_TORCH, other_backend, run_without_tensorflow
 
 import swav_keras
 from swav_keras import backends
@@ -199,6 +199,7 @@ def test_swav_augmentation_errors():
         model((x, x))
 
 
+@UNDER_JAX_AND_TORCH
 def test_trains_without_tensorflow():
     # A machine without TensorFlow (e.g. a GPU image with only JAX or PyTorch) can train.
     backend = other_backend(keras.backend.backend())
