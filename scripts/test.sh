@@ -13,11 +13,11 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do BACKENDS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#BACKENDS[@]} -gt 0 ] || BACKENDS=(tensorflow jax torch)
 
-# --durations=15: the slowest tests of each backend's run, to keep CI inside its time.
 echo "== ruff check"
 ruff check .
 
 status=0
+# --durations=15: the slowest tests of each backend's run, to keep CI inside its time.
 for backend in "${BACKENDS[@]}"; do
   echo "== KERAS_BACKEND=$backend pytest"
   start=$(date +%s)

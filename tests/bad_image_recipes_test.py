@@ -4,10 +4,10 @@ import json
 import os
 import re
 
-import keras
 import numpy as np
 import pytest
 from absl import flags
+from backend_runs import ONCE
 from image_folders import add_bad_files
 from PIL import Image
 
@@ -46,8 +46,7 @@ def bad_folder(tmp_path):
 
 # The files are read the same way under every backend (TensorFlow's decoder where it is
 # installed; tests/recipes_test.py reads a folder without it): the main job runs once.
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="backend-independent reading: runs once, under TensorFlow")
+@ONCE
 def test_main_job_skips_names_and_counts_each_bad_file(bad_folder, tmp_path, capsys,
                                                        monkeypatch):
     root, bad = bad_folder

@@ -7,7 +7,8 @@ import sys
 import keras
 import numpy as np
 import pytest
-from no_tensorflow import UNDER_JAX_AND_TORCH, other_backend, run_without_tensorflow
+from backend_runs import UNDER_JAX_AND_TORCH
+from no_tensorflow import run_without_tensorflow
 
 import swav_keras
 from swav_keras import backends
@@ -202,7 +203,7 @@ def test_swav_augmentation_errors():
 @UNDER_JAX_AND_TORCH
 def test_trains_without_tensorflow():
     # A machine without TensorFlow (e.g. a GPU image with only JAX or PyTorch) can train.
-    backend = other_backend(keras.backend.backend())
+    backend = keras.backend.backend()
     out = run_without_tensorflow("""
         import numpy as np, keras, swav_keras
         from swav_keras.backbones import SmallResNet

@@ -11,9 +11,6 @@ import subprocess
 import sys
 import textwrap
 
-import keras
-import pytest
-
 _BLOCK = textwrap.dedent("""
     import sys
 
@@ -30,11 +27,6 @@ _BLOCK = textwrap.dedent("""
     sys.meta_path.insert(0, _NoTensorFlow())
 """)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# For a slow snippet: under TensorFlow it would only run JAX a second time, so it runs in the
-# JAX and PyTorch runs of the suite, each on its own backend.
-UNDER_JAX_AND_TORCH = pytest.mark.skipif(
-    keras.backend.backend() == "tensorflow",
-    reason="slow; the JAX and PyTorch runs train without TensorFlow on their own backend")
 
 
 def run_without_tensorflow(script, backend, timeout=600):

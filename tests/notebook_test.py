@@ -4,7 +4,7 @@ import os
 
 import keras
 import nbformat
-import pytest
+from backend_runs import ONCE
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,8 +13,7 @@ NOTEBOOK = os.path.join(ROOT, "recipes", "swav_colab.ipynb")
 
 # The notebook only passes the backend on to the same calls as the README, whose examples run
 # under every backend (tests/readme_test.py): it runs once, under TensorFlow.
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="the README's examples cover the other backends: runs once")
+@ONCE
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("SWAV_KERAS_NOTEBOOK_BACKEND", keras.backend.backend())
     monkeypatch.setenv("SWAV_KERAS_NOTEBOOK_TINY", "1")

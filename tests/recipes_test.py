@@ -9,7 +9,8 @@ import re
 import keras
 import numpy as np
 import pytest
-from no_tensorflow import UNDER_JAX_AND_TORCH, other_backend, run_without_tensorflow
+from backend_runs import ONCE, UNDER_JAX_AND_TORCH
+from no_tensorflow import run_without_tensorflow
 from step_interrupt import StepInterrupt
 
 from recipes import configs
@@ -22,10 +23,6 @@ from recipes.workdir import check_process_count, prepare_workdir, run_lock
 from swav_keras.layers import Im2colConv2D, NativeBatchNormalization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The recipe's own logic (workdir guards, callbacks, files) is the same on every backend: such
-# a test runs once, under TensorFlow, to keep the three-backend suite inside CI's time.
-ONCE = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                          reason="backend-independent recipe logic: runs once, under TensorFlow")
 
 TINY = dict(
     width=4, projection_dim=16, hidden_dim=32, num_prototypes=20, batch_size=64,
@@ -227,7 +224,7 @@ def test_fashion_mnist_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
         scores = knn_eval(result["encoder_path"], train_examples=2000, k=20, verbose=0)
         print("tensorflow imported:", "tensorflow" in sys.modules)
         print("kNN weighted", scores["weighted"])
-    """, other_backend(keras.backend.backend()))
+    """, keras.backend.backend())
     assert "No TensorBoard logs: TensorFlow is not installed" in out
     assert "tensorflow imported: False" in out
     assert float(out.split("kNN weighted")[-1]) > 0.25  # as the TensorFlow run above
@@ -272,7 +269,7 @@ def test_image_folder_with_crops_in_the_model_needs_no_tensorflow(tmp_path):
         pixels = knn_eval("pixels", dataset=config.dataset, k=5, verbose=0)
         print("pixels kNN weighted", pixels["weighted"])
         print("kNN weighted", scores["weighted"])
-    """, other_backend(keras.backend.backend()))
+    """, keras.backend.backend())
     assert "tensorflow imported: False" in out
     assert "PreciseBN on every image: True" in out
     # Labels follow their images: raw pixels score far above chance (0.1) over 100 test
