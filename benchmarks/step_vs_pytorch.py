@@ -58,9 +58,8 @@ def define_flags():
     flags.DEFINE_list("backends", ["torch", "tensorflow", "jax"], "Keras backends to measure.")
     flags.DEFINE_list(
         "layers", ["keras", "native"],
-        "Under torch: encoder layer implementations to time (`keras`: Keras's Conv2D and "
-        "BatchNormalization; `native`: swav_keras.layers.to_native_layers). Other backends time "
-        "`keras` only (native is the same there).",
+        "Under torch, encoder layers to time: `keras` (Keras's own) and/or `native` "
+        "(`to_native_layers`); other backends time `keras`.",
     )
     flags.DEFINE_enum("optimizer", "sgd", ["sgd", "lars"], "swav_keras's optimizer (plain: SGD).")
     flags.DEFINE_integer("batch_size", 256, "Images per step.")

@@ -57,27 +57,22 @@ flags.DEFINE_integer("width", 16, "Small ResNet width (stage widths w, 2w, 4w, 8
 flags.DEFINE_integer("num_prototypes", 128, "K.")
 flags.DEFINE_list(
     "conv_implementations", ["native"],
-    "Encoder convolutions to time, side by side in each backend's process: `native` (Keras "
-    "Conv2D), `im2col` (swav_keras.layers.Im2colConv2D) and/or `auto` (what the pretrain "
-    "recipe's --conv_implementation=auto takes on that backend: im2col for JAX on CPU).",
+    "Encoder convolutions to time side by side: `native` (Keras Conv2D), `im2col` "
+    "(Im2colConv2D) and/or `auto` (the pretrain recipe's choice for the backend).",
 )
 flags.DEFINE_list(
     "dtype_policies", ["float32"],
-    "Keras dtype policies to time, side by side in each backend's process: `float32`, "
-    "`mixed_bfloat16` (bfloat16 convolutions and matrix products, float32 variables; worth it "
-    "on CPUs with AVX512_BF16 or AMX) and/or `mixed_float16`. Sinkhorn runs in float32 under "
-    "all of them.",
+    "Keras dtype policies to time side by side: `float32`, `mixed_bfloat16` and/or "
+    "`mixed_float16`.",
 )
 flags.DEFINE_list(
     "determinism", ["off"],
-    "`off` and/or `on`: each backend's process runs as is, or after "
-    "`swav_keras.enable_determinism()` (what the recipes' --deterministic calls), one after "
-    "the other.",
+    "`off` and/or `on`: time the step as is and/or after `swav_keras.enable_determinism()`.",
 )
 flags.DEFINE_list(
     "non_finite_guard", ["on"],
-    "`on` and/or `off`: the step as `SwAV.compile` sets it up (the optimizer inside a "
-    "`SkipNonFiniteOptimizer`), or with the bare optimizer; side by side in each process.",
+    "`on` and/or `off`: time the step with `SwAV.compile`'s `SkipNonFiniteOptimizer` and/or "
+    "with the bare optimizer.",
 )
 flags.DEFINE_bool("pipeline", True, "Also time the multi-crop input pipeline (one thread).")
 flags.DEFINE_bool("worker", False, "Internal: measure the active backend and print JSON.")

@@ -263,7 +263,8 @@ CONFIGS = {
 TUNED_FIELDS = (
     "num_crops", "min_scales", "brightness", "epochs", "pooling", "grid_size", "batch_size",
     "base_learning_rate", "lars_exclude_bias_and_norm", "width", "stages", "hidden_layers",
-    "queue_length", "mixed_precision", "augment_in_model", "precise_bn_examples",
+    "num_prototypes", "epsilon", "queue_length", "freeze_prototypes_steps", "mixed_precision",
+    "augment_in_model", "precise_bn_examples", "knn_monitor_examples",
 )
 FIELD_ADVICE = {
     "num_crops": "Crops per image in each resolution group (high resolution first).",
@@ -271,28 +272,20 @@ FIELD_ADVICE = {
     "largest.",
     "brightness": "Colour-jitter strength, like `contrast`, `saturation` and `hue` (scaled "
     "by `jitter_strength`).",
-    "epochs": "The learning-rate schedule stretches with it; a resume with another value "
-    "needs --allow_changed=epochs (the schedule is then built anew over the new total, from "
-    "the step reached).",
-    "pooling": "How the small ResNet's last map becomes features: 'avg' (global average), "
-    "'corners' (four corner windows, four times the features) or 'grid' (`grid_size` x "
-    "`grid_size` disjoint cells); the .keras file of the last two needs swav_keras to load.",
-    "grid_size": "Cells a side with `pooling='grid'`: grid_size**2 times the features; the "
-    "smallest crop's last map needs grid_size rows (a 14x14 crop with three stages: 4).",
-    "batch_size": "Global, over all replicas. Sinkhorn splits each batch (plus the queue) "
-    "evenly over the prototypes, so below a few hundred images the original adds a queue "
-    "(see `queue_length`); change `base_learning_rate` with it (the original: 4.8 at 4096, "
-    "0.6 at 256).",
-    "base_learning_rate": "Peak LARS learning rate after warm-up.",
-    "lars_exclude_bias_and_norm": "LARS only: biases and normalisation parameters (rank <= 1) "
-    "get plain momentum SGD, without weight decay; false adapts every parameter, as the "
-    "original's LARC (the ImageNet configurations).",
-    "width": "Small ResNet: the encoder gives 8 x width features (four stages); the "
-    "step costs about width squared. ViT: the token width, which is the number of features.",
-    "patch_size": "ViT only: side of its square patches in pixels; every crop size must be a "
-    "multiple of it.",
+    "epochs": "Training epochs; the warm-up + cosine learning-rate schedule spans them.",
+    "pooling": "Small ResNet features from its last map: 'avg', 'corners' (four corner "
+    "windows) or 'grid' (`grid_size` cells a side).",
+    "grid_size": "Cells a side with `pooling='grid'`: grid_size**2 times the features.",
+    "batch_size": "Images per step, global over all replicas.",
+    "base_learning_rate": "Peak learning rate after warm-up.",
+    "lars_exclude_bias_and_norm": "LARS only: plain momentum SGD, no weight decay, for biases "
+    "and normalisation parameters (false: as LARC).",
+    "width": "Small ResNet: stage widths w, 2w, 4w, 8w (8 x width features); ViT: the token "
+    "width.",
+    "patch_size": "ViT only: side of its square patches in pixels (crop sizes are multiples "
+    "of it).",
     "depth": "ViT only: transformer blocks.",
-    "num_heads": "ViT only: attention heads per block; `width` must be a multiple of it.",
+    "num_heads": "ViT only: attention heads per block (`width` is a multiple of it).",
     "mlp_ratio": "ViT only: hidden units of each block's MLP per token channel.",
     "vit_pooling": "ViT only: 'token' (a learned class token) or 'mean' (mean of the patch "
     "tokens) becomes the features.",
@@ -300,35 +293,18 @@ FIELD_ADVICE = {
     "features).",
     "hidden_layers": "Hidden Linear-BatchNorm-ReLU blocks of the projection head (1: the "
     "original's).",
-    "num_prototypes": "K, the number of clusters; a few to ten times the number of classes. "
-    "If the logged `prototypes_used` stays far below K, the batch plus queue is too small "
-    "to fill them: lower K, add a queue, or set `reinitialize_unused_prototypes`. Several "
-    "values train one head each, as the original's `--nmb_prototypes 3000 3000 3000`.",
-    "epsilon": "Sharpness of the Sinkhorn codes. If the loss sits at ln(K), the original "
-    "advises 0.03; the codes are computed in float32, so a low value stays finite under "
-    "mixed precision.",
-    "queue_length": "Features of earlier batches that join Sinkhorn's assignment (0: none). "
-    "If the loss rises when the queue starts and stays up (AssignmentMonitor warns), use a "
-    "shorter queue or a later `queue_start_epoch`: the original starts it at epoch 15 of "
-    "200.",
-    "freeze_prototypes_steps": "Steps at the start during which the prototypes do not move; "
-    "helps against an early collapse.",
-    "mixed_precision": "`mixed_bfloat16` on TPUs and on CPUs with AVX512_BF16 or AMX; "
-    "`mixed_float16` on GPUs. Sinkhorn stays in float32.",
-    "augment_in_model": "Make the crops inside the compiled training step, on the "
-    "accelerator (swav_keras.layers.MultiCropAugmentation), instead of in tf.data on the "
-    "host: for GPUs and TPUs whose host CPUs cannot feed them 8 crops per image. Fashion-MNIST "
-    "is then read by NumPy, and an image folder streamed from disk by Pillow where "
-    "TensorFlow is not installed, so the recipes run without TensorFlow. Other images "
-    "must share one size (set `image_size` for ImageNet).",
-    "precise_bn_examples": "After the last epoch, recompute the encoder's BatchNorm "
-    "statistics on the first N plain training images (PreciseBN; 0: off) before writing "
-    "encoder.keras. Training's moving averages mix the crops of both sizes and the colour "
-    "jitter; kNN, the linear probe and users feed plain images. It changes no weight and "
-    "can be changed when resuming.",
-    "knn_monitor_examples": "After every epoch, kNN top-1 with the first N training images "
-    "as memory and N test images as queries (0: off). It costs one forward pass over 2N "
-    "images per epoch and shows whether longer training still helps.",
+    "num_prototypes": "K, the number of prototypes; several values train one head each.",
+    "epsilon": "Entropy regularisation of the Sinkhorn codes (lower: sharper codes).",
+    "queue_length": "Features of earlier batches that join Sinkhorn's assignment (0: none).",
+    "freeze_prototypes_steps": "Steps at the start during which the prototypes do not move.",
+    "mixed_precision": "Keras dtype policy of the step: '', 'mixed_bfloat16' or "
+    "'mixed_float16' (Sinkhorn stays in float32).",
+    "augment_in_model": "Make the crops inside the compiled training step "
+    "(`MultiCropAugmentation`) instead of in the input pipeline.",
+    "precise_bn_examples": "Recompute the encoder's BatchNorm statistics on the first N plain "
+    "training images after training (PreciseBN; 0: off).",
+    "knn_monitor_examples": "kNN top-1 after every epoch on the first N training and N test "
+    "images (0: off).",
 }
 
 

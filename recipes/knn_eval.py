@@ -12,9 +12,9 @@ Command:
 
 Figures (full Fashion-MNIST, 60k train / 10k test), on 2 CPU cores: raw pixels 84.07%
 majority / 84.59% weighted in about 1 minute; the main job's SwAV encoder (10 epochs) 85.86% /
-85.99% (TensorFlow) and 86.19% / 86.32% (JAX; 54 s there for the features, kNN and linear
-probe together); details in `benchmarks/RESULTS.md`. Which classes an encoder gets wrong, next
-to raw pixels: `python -m experiments.knn_per_class --representations=pixels,<encoder.keras>`.
+85.99% (TensorFlow) and 86.19% / 86.32% (JAX); details in `benchmarks/RESULTS.md`. Which
+classes an encoder gets wrong, next to raw pixels:
+`python -m experiments.knn_per_class --representations=pixels,<encoder.keras>`.
 """
 
 import time
@@ -34,8 +34,8 @@ def define_flags():
     flags.DEFINE_integer("train_examples", None, "Use only the first N training images.")
     flags.DEFINE_bool(
         "strict_images", False,
-        "Make the first bad file of an image folder (empty, not an image, undecodable) an "
-        "error naming it, instead of skipping it with a warning naming it.",
+        "Make the first bad file of an image folder an error naming it, instead of a warning "
+        "and a skip.",
     )
     flags.DEFINE_integer("knn_k", 20, "Neighbours per test image; 10-200 work, 20 is standard.")
     flags.DEFINE_float(

@@ -95,8 +95,8 @@ def main(argv):
     with backends.active().process_local():  # on this process alone (multi-host JAX)
         keras.utils.set_random_seed(FLAGS.seed)
         random_encoder = build_encoder(config, result["info"])
-        # As built, also with --precise_bn_examples: PreciseBN lowers a random encoder's kNN
-        # (width 16: 78.8% to 64.0%, benchmarks/RESULTS.md), which would flatter SwAV's row.
+        # As built, also with --precise_bn_examples: PreciseBN lowers a random encoder's kNN,
+        # which would flatter SwAV's row.
         rows = evaluate(
             [
                 ("SwAV encoder", result["encoder_path"]),

@@ -98,50 +98,35 @@ def define_flags():
         "Reproducible kernels: the same command gives the same weights (slower on TensorFlow).")
     flags.DEFINE_bool(
         "resume", True,
-        "Continue from `<workdir>/backup` when it exists (rerunning the same command "
-        "resumes). With --noresume an existing run in the workdir is an error, never "
-        "overwritten.",
+        "Continue from `<workdir>/backup` when it exists; --noresume refuses an existing run "
+        "rather than overwrite it.",
     )
     flags.DEFINE_list(
         "allow_changed", [],
-        "Fields a resume may change from the run's config.json, which records every field "
-        "and flag that shapes the run (a rerun that changes any other is refused, naming "
-        f"each). Among {list(CHANGEABLE_FIELDS)}: `epochs` trains a run on (or stops it "
-        "sooner), its warm-up + cosine learning-rate schedule built anew over the new number "
-        "of epochs: the next steps follow the new schedule from the step reached (after a "
-        "finished run, the rate goes back up to where the longer cosine is at that step).",
+        f"Fields of config.json a resume may change, among {list(CHANGEABLE_FIELDS)} "
+        "(docs/recipes.md, 'The workdir').",
     )
     flags.DEFINE_integer(
         "backup_every_steps", 100,
-        "Also back up every N steps within an epoch (0: at epoch ends only), so an "
-        "interrupted run loses at most N steps; a rerun finishes the interrupted epoch with "
-        "its remaining steps. Each backup writes the weights and optimizer state once: raise "
-        "N where that is slow (large models, remote disks).",
+        "Also back up every N steps within an epoch (0: at epoch ends only).",
     )
     flags.DEFINE_string(
         "distribution", "auto",
-        "How to spread training: `auto` (what the machine has), `none` (one device), or the "
-        "backend's own: tensorflow `mirrored` (GPUs of one machine), `multi_worker` "
-        "(machines described by TF_CONFIG), `tpu`; jax `data_parallel` (all devices, "
-        "multi-host too); torch `torch` (processes started by torchrun). The global batch "
-        "stays --batch_size: scale the learning rate with it, not with the device count.",
+        "How to spread training: `auto`, `none`, or the backend's own (tensorflow `mirrored`, "
+        "`multi_worker`, `tpu`; jax `data_parallel`; torch `torch`; docs/distribution.md).",
     )
     # A string, checked by `pretrain` against swav_keras.layers.CONV_IMPLEMENTATIONS: importing
     # Keras here, before absl parses the flags, made the 2-worker multi_worker recipe hang in
     # training (tests/distributed_test.py, 2026-12-01), so the flags import nothing of it.
     flags.DEFINE_string(
         "conv_implementation", "auto",
-        "How the encoder computes its stride-1 convolutions while training: `native` (the "
-        "backend's own), `im2col` (one matrix product over patches, `Im2colConv2D`), or "
-        "`auto`, which takes im2col where the backend prefers it (JAX on CPU) and native "
-        "elsewhere. Same weights and results; encoder.keras always holds plain Conv2D layers.",
+        "Stride-1 convolutions while training: `native`, `im2col` (`Im2colConv2D`) or `auto` "
+        "(im2col for JAX on CPU).",
     )
     flags.DEFINE_bool(
         "strict_images", False,
-        "Make the first bad file of an image folder (empty, not an image, undecodable) an "
-        "error naming it (before training where its first bytes or the statistics pass "
-        "show it), instead of skipping it with a warning naming it; skipped files are "
-        "counted at the end.",
+        "Make the first bad file of an image folder an error naming it, instead of a warning "
+        "and a skip.",
     )
     flags.DEFINE_string(
         "tpu", "",
@@ -154,11 +139,16 @@ def define_flags():
 def define_config_flags():
     """One flag per configuration field, defaulting to the named configuration's value."""
     for field in dataclasses.fields(configs.PretrainConfig):
-        help_text = f"Overrides the configuration's `{field.name}`."
-        if field.name in configs.FIELD_ADVICE:
-            help_text += " " + configs.FIELD_ADVICE[field.name]
+        # What the field does, in a line; what changing it measured is in docs/TUNING.md.
+        advice = configs.FIELD_ADVICE.get(field.name)
+        help_text = advice or f"Overrides the configuration's `{field.name}`."
+        notes = ["overrides the configuration"] if advice else []
+        if field.type in (tuple, int | tuple):
+            notes.append("comma-separated")
         if field.name in configs.TUNED_FIELDS:
-            help_text += " Measured effects: docs/TUNING.md."
+            notes.append("docs/TUNING.md")
+        if notes:
+            help_text = f"{help_text[:-1]} ({'; '.join(notes)})."
         if field.type is bool:
             flags.DEFINE_bool(field.name, None, help_text)
         elif field.type is int:
@@ -166,7 +156,7 @@ def define_config_flags():
         elif field.type is float:
             flags.DEFINE_float(field.name, None, help_text)
         elif field.type in (tuple, int | tuple):
-            flags.DEFINE_list(field.name, None, help_text + " Comma-separated.")
+            flags.DEFINE_list(field.name, None, help_text)
         else:
             flags.DEFINE_string(field.name, None, help_text)
 

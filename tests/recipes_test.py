@@ -486,6 +486,10 @@ def test_tuning_advice_is_given_for_real_fields_only():
     fields = {field.name for field in dataclasses.fields(configs.PretrainConfig)}
     assert set(configs.FIELD_ADVICE) <= fields, set(configs.FIELD_ADVICE) - fields
     assert all(text.endswith(".") for text in configs.FIELD_ADVICE.values())
+    # A flag's help says what it does in a line: one sentence, the rest in docs/TUNING.md.
+    long = {k: text for k, text in configs.FIELD_ADVICE.items()
+            if ". " in text or len(text) > 130}
+    assert not long, long
     # Measured figures live in docs/TUNING.md, one section per tuned field, not in flag help.
     assert not [k for k, text in configs.FIELD_ADVICE.items() if "%" in text]
     with open(os.path.join(ROOT, "docs", "TUNING.md")) as f:

@@ -184,8 +184,8 @@ def SmallResNet(
 
     `stages` keeps only the first stages (the output is then `[batch, 2**(stages-1) * width]`).
     On Fashion-MNIST, after SwAV pretraining of the four-stage encoder, the third stage's
-    pooled features gave a better kNN than the fourth's (88.2% against 85.9% after 30
-    epochs, benchmarks/RESULTS.md): at small budgets the last stage specialises in the
+    pooled features gave a better kNN than the fourth's (`experiments/knn_by_stage.py`,
+    figures in `experiments/README.md`): at small budgets the last stage specialises in the
     pretext task. Layer names do not depend on `stages`, so the weights of the kept stages
     of a four-stage model load into a shorter one by name.
 

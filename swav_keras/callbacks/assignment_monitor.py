@@ -21,8 +21,8 @@ class AssignmentMonitor(keras.callbacks.Callback):
       clustering carries little information (epsilon too small for the batch, no queue with
       small batches, learning rate too high early on);
     - the epoch loss rises: most often a feature queue that started too early (the original's
-      advice: start it later or shorten it); on Fashion-MNIST a queue of 512 from the second
-      epoch raised the loss from 4.16 to 4.45 and cost 22 points of kNN accuracy.
+      advice: start it later or shorten it; `docs/TUNING.md`, `queue_length`, has a
+      Fashion-MNIST example).
 
     At the end of each epoch the callback adds to the logs `prototypes_won` (prototypes that
     were the best match of at least one sample during the epoch) and prints a one-line

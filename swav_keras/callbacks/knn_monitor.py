@@ -23,11 +23,9 @@ class KNNMonitor(keras.callbacks.Callback):
     epochs it adds NaN under both names (`CSVLogger` takes its columns from the first epoch's
     logs). The labels serve this measure only, never training.
 
-    Cost: one forward pass over both sets per measure. With 10k + 10k Fashion-MNIST images
-    and the small ResNet, 57-64 s on 2 CPU cores (TensorFlow, a test run sharing the
-    machine), against 14 to 50 minutes for an epoch there. A memory bank of part of the
-    training split scores below the full-split `recipes/knn_eval.py`: 82.77% against 85.14%
-    (weighted) for the same encoder. Compare runs measured with the same sets.
+    Cost: one forward pass over both sets per measure, small beside a pretraining epoch over
+    the same images. A memory bank of part of the training split scores below the full-split
+    `recipes/knn_eval.py` for the same encoder: compare runs measured with the same sets.
 
     Args:
         train_data: tuple `(images, labels)` of arrays, the memory bank: images as the encoder

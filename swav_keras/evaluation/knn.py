@@ -164,7 +164,7 @@ def _break_ties_by_index(similarity, values, indices, k):
     at_kth = ops.equal(similarity, kth)
     # Rank the tied samples by index: key -index for them, below every such key for others.
     num_train = ops.shape(similarity)[1]
-    # float32 keys are exact up to 2**24 samples, and JAX's CPU top_k is 40x slower on ints.
+    # float32 keys are exact up to 2**24 samples, and JAX's CPU top_k is much slower on ints.
     key_dtype = "float32" if num_train < 2**24 else "int32"
     key = ops.where(at_kth, -ops.arange(num_train, dtype=key_dtype), -num_train - 1)
     tie_indices = ops.convert_to_numpy(ops.top_k(key, k)[1])[tied]

@@ -15,7 +15,7 @@ def im2col_conv(inputs, kernel):
     a form whose gradients are slices and matrix products.
 
     Why: XLA's CPU convolutions have slow gradients for some shapes (the kernel gradient of a
-    28x28 16-channel 3x3 conv takes 20 times its forward); in a whole SwAV step of the small
+    28x28 16-channel 3x3 conv takes many times its forward); in a whole SwAV step of the small
     ResNet on a CPU, JAX trains more images per second with this form
     (`benchmarks/train_step_throughput.py --conv_implementations=native,im2col`, figures in
     `benchmarks/RESULTS.md`). On GPUs and TPUs the native convolution is faster.

@@ -174,8 +174,8 @@ def _direct(layer, inputs):
     """Whether `layer.__call__` may hand `inputs` straight to `layer.call`.
 
     Where the backend has native kernels, Keras's `Layer.__call__` around each layer of a
-    ResNet costs more Python time than PyTorch takes for a small convolution (about 0.1 ms a
-    layer, a few hundred calls a step). For a built layer, a concrete tensor of the layer's
+    ResNet costs more Python time than PyTorch takes for a small convolution (a few hundred
+    calls a step). For a built layer, a concrete tensor of the layer's
     compute dtype without a mask, no mixed precision, no activity regulariser or
     rematerialisation, and (for BatchNorm) an explicit `training`, `__call__` would do
     nothing but call `call`: the layers then skip it (variables read inside `call` still
