@@ -280,12 +280,12 @@ FIELD_ADVICE = {
     "base_learning_rate": "Peak learning rate after warm-up.",
     "lars_exclude_bias_and_norm": "LARS only: plain momentum SGD, no weight decay, for biases "
     "and normalisation parameters (false: as LARC).",
-    "width": "Small ResNet: stage widths w, 2w, 4w, 8w (8 x width features); ViT: the token "
-    "width.",
-    "patch_size": "ViT only: side of its square patches in pixels (crop sizes are multiples "
-    "of it).",
+    "width": "Small ResNet: stage widths w, 2w, 4w, 8w (8 x width features with four stages); "
+    "ViT: the token width.",
+    "patch_size": "ViT only: side of its square patches in pixels (crop sizes must be "
+    "multiples of it).",
     "depth": "ViT only: transformer blocks.",
-    "num_heads": "ViT only: attention heads per block (`width` is a multiple of it).",
+    "num_heads": "ViT only: attention heads per block (`width` must be a multiple of it).",
     "mlp_ratio": "ViT only: hidden units of each block's MLP per token channel.",
     "vit_pooling": "ViT only: 'token' (a learned class token) or 'mean' (mean of the patch "
     "tokens) becomes the features.",
@@ -297,7 +297,7 @@ FIELD_ADVICE = {
     "epsilon": "Entropy regularisation of the Sinkhorn codes (lower: sharper codes).",
     "queue_length": "Features of earlier batches that join Sinkhorn's assignment (0: none).",
     "freeze_prototypes_steps": "Steps at the start during which the prototypes do not move.",
-    "mixed_precision": "Keras dtype policy of the step: '', 'mixed_bfloat16' or "
+    "mixed_precision": "Keras dtype policy of the step: '' (float32), 'mixed_bfloat16' or "
     "'mixed_float16' (Sinkhorn stays in float32).",
     "augment_in_model": "Make the crops inside the compiled training step "
     "(`MultiCropAugmentation`) instead of in the input pipeline.",

@@ -19,9 +19,9 @@ features):
 
     python -m recipes.linear_eval --encoder=runs/s3w32bf16/encoder.keras --noglobal_pooling
 
-keeps where things are in the image: on the three-stage width-32 encoder it scored above the
-globally pooled features (figures: `experiments/README.md`, "Linear evaluation without global
-pooling"). Quote the protocol with the figure.
+This protocol keeps where things are in the image: on the three-stage width-32 encoder it
+scored above the globally pooled features (figures: `experiments/README.md`, "Linear
+evaluation without global pooling"). Quote the protocol with the figure.
 """
 
 import time

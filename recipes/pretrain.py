@@ -99,7 +99,7 @@ def define_flags():
     flags.DEFINE_bool(
         "resume", True,
         "Continue from `<workdir>/backup` when it exists; --noresume refuses an existing run "
-        "rather than overwrite it.",
+        "rather than overwriting it.",
     )
     flags.DEFINE_list(
         "allow_changed", [],

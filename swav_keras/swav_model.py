@@ -412,7 +412,7 @@ class SwAV(MultiWorkerFit, keras.Model):
 
         Keras runs a torch `jit_compile=True` step through `torch.compile`, which breaks the
         SwAV step's graph in Keras's own layers (`ZeroPadding2D` -> `ops.pad` -> `auto_name`)
-        and recompiles at every break, so steps never settle (issue 27). Train without it
+        and recompiles at every break (issue 27; `benchmarks/RESULTS.md`). Train without it
         (the default `"auto"` is eager under torch); `swav_keras.layers.to_native_layers` is
         what makes the torch step fast.
         """

@@ -23,9 +23,10 @@ class KNNMonitor(keras.callbacks.Callback):
     epochs it adds NaN under both names (`CSVLogger` takes its columns from the first epoch's
     logs). The labels serve this measure only, never training.
 
-    Cost: one forward pass over both sets per measure, small beside a pretraining epoch over
-    the same images. A memory bank of part of the training split scores below the full-split
-    `recipes/knn_eval.py` for the same encoder: compare runs measured with the same sets.
+    Cost: one forward pass over both sets per measure, small beside a pretraining epoch. A
+    memory bank of part of the training split scores below the full-split
+    `recipes/knn_eval.py` for the same encoder: compare runs measured with the same sets
+    (figures: `docs/TUNING.md`, `knn_monitor_examples`).
 
     Args:
         train_data: tuple `(images, labels)` of arrays, the memory bank: images as the encoder
