@@ -55,8 +55,8 @@ def linear_probe(
 
     Standardised features have a squared norm of about D, and the step grows with it: 0.3
     suits about a hundred dimensions (the 128-D Fashion-MNIST encoder features), while
-    several hundred (raw pixels, 784-D) want a smaller rate. Compare encoders of different
-    widths with that in mind.
+    several hundred (raw pixels, 784-D) want a smaller rate (`benchmarks/RESULTS.md`,
+    "Accuracy"). Compare encoders of different widths with that in mind.
 
     Args:
         train_features: array `[N, D]` of training features (finite).
