@@ -143,7 +143,8 @@ def define_config_flags():
         advice = configs.FIELD_ADVICE.get(field.name)
         help_text = advice or f"Overrides the configuration's `{field.name}`."
         notes = ["overrides the configuration"] if advice else []
-        if field.type in (tuple, int | tuple):
+        is_list = field.type in (tuple, int | tuple)
+        if is_list:
             notes.append("comma-separated")
         if field.name in configs.TUNED_FIELDS:
             notes.append("docs/TUNING.md")
@@ -155,7 +156,7 @@ def define_config_flags():
             flags.DEFINE_integer(field.name, None, help_text)
         elif field.type is float:
             flags.DEFINE_float(field.name, None, help_text)
-        elif field.type in (tuple, int | tuple):
+        elif is_list:
             flags.DEFINE_list(field.name, None, help_text)
         else:
             flags.DEFINE_string(field.name, None, help_text)
